@@ -1,0 +1,647 @@
+"""A-XDR encoding of COSEM Data (IEC 61334-6 A-XDR as used by the Blue Book; brief §9).
+
+Theory of operation. The decoder is hand-written for speed (STYLE.md §6): one function per
+tag, found through a 256-entry table, each taking ``(buf, pos, end, depth)`` and returning
+``(value, new_pos)``. Every read is bounds-checked against ``end`` before it happens, so any
+malformed input raises :class:`~cosemcast.errors.DecodeError` naming the offset and what was
+expected there; nesting is limited to :data:`MAX_DEPTH`. The encoder dispatches on the exact
+Python type of each value and appends to one ``bytearray``.
+
+Length rule (§9.1): a length or count below 0x80 is one byte; otherwise ``0x80 | n`` followed
+by ``n`` big-endian bytes (we read up to n = 4 and write the shortest form).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from cosemcast.axdr.types import (
+    DONT_CARE,
+    Array,
+    Bcd,
+    BitString,
+    ClockStatus,
+    CompactArray,
+    CosemDate,
+    CosemDateTime,
+    CosemTime,
+    Data,
+    DataType,
+    DeltaDoubleLong,
+    DeltaDoubleLongUnsigned,
+    DeltaInteger,
+    DeltaLong,
+    DeltaLongUnsigned,
+    DeltaUnsigned,
+    DontCare,
+    DoubleLong,
+    DoubleLongUnsigned,
+    Enumerated,
+    Float32,
+    Float64,
+    Integer,
+    Long,
+    Long64,
+    Long64Unsigned,
+    LongUnsigned,
+    OctetString,
+    Structure,
+    TypeDescription,
+    Unsigned,
+    Utf8String,
+    VisibleString,
+    _FixedInt,
+)
+from cosemcast.errors import DecodeError, EncodeError
+
+__all__ = [
+    "MAX_DEPTH",
+    "decode_data",
+    "decode_data_at",
+    "decode_datetime_bytes",
+    "decode_length",
+    "encode_data",
+    "encode_datetime_bytes",
+    "encode_length",
+]
+
+MAX_DEPTH = 32
+
+_Buf = bytes
+_Decoder = Callable[[_Buf, int, int, int], tuple[Any, int]]
+
+_S_I8 = struct.Struct(">b")
+_S_I16 = struct.Struct(">h")
+_S_U16 = struct.Struct(">H")
+_S_I32 = struct.Struct(">i")
+_S_U32 = struct.Struct(">I")
+_S_I64 = struct.Struct(">q")
+_S_U64 = struct.Struct(">Q")
+_S_F32 = struct.Struct(">f")
+_S_F64 = struct.Struct(">d")
+_S_DT = struct.Struct(">HBBBBBBBhB")
+
+
+def _truncated(pos: int, what: str) -> DecodeError:
+    return DecodeError(f"truncated input, expected {what}", offset=pos, expected=what)
+
+
+# --- lengths ---------------------------------------------------------------------------------
+
+
+def decode_length(buf: _Buf, pos: int, end: int) -> tuple[int, int]:
+    """Read an A-XDR/BER length at ``pos``; return ``(length, next_pos)``."""
+    if pos >= end:
+        raise _truncated(pos, "a length")
+    first = buf[pos]
+    if first < 0x80:
+        return first, pos + 1
+    n = first & 0x7F
+    if n == 0 or n > 4:
+        raise DecodeError(
+            f"invalid length prefix 0x{first:02X}", offset=pos, expected="a length of 1..4 bytes"
+        )
+    stop = pos + 1 + n
+    if stop > end:
+        raise _truncated(pos + 1, f"{n} length bytes")
+    return int.from_bytes(buf[pos + 1 : stop], "big"), stop
+
+
+def encode_length(n: int) -> bytes:
+    """The shortest A-XDR/BER encoding of a length."""
+    if n < 0x80:
+        if n < 0:
+            raise EncodeError(f"negative length {n}")
+        return bytes((n,))
+    if n <= 0xFF:
+        return bytes((0x81, n))
+    if n <= 0xFFFF:
+        return b"\x82" + n.to_bytes(2, "big")
+    if n <= 0xFFFFFF:
+        return b"\x83" + n.to_bytes(3, "big")
+    if n <= 0xFFFFFFFF:
+        return b"\x84" + n.to_bytes(4, "big")
+    raise EncodeError(f"length {n} does not fit in 4 bytes")
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+_TABLE: list[_Decoder] = []
+
+
+def _unknown(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    tag = buf[pos - 1]
+    raise DecodeError(f"unknown data tag 0x{tag:02X}", offset=pos - 1, expected="a Data tag")
+
+
+def _fixed(cls: Callable[[Any], Any], st: struct.Struct, what: str) -> _Decoder:
+    size = st.size
+    unpack = st.unpack_from
+
+    def dec(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+        stop = pos + size
+        if stop > end:
+            raise _truncated(pos, what)
+        return cls(unpack(buf, pos)[0]), stop
+
+    return dec
+
+
+def _byte(cls: Callable[[int], Any], what: str) -> _Decoder:
+    def dec(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+        if pos >= end:
+            raise _truncated(pos, what)
+        return cls(buf[pos]), pos + 1
+
+    return dec
+
+
+def _null(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    return None, pos
+
+
+def _dont_care(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    return DONT_CARE, pos
+
+
+def _boolean(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    if pos >= end:
+        raise _truncated(pos, "a boolean byte")
+    return buf[pos] != 0, pos + 1
+
+
+def _sequence(cls: type[Array] | type[Structure], what: str) -> _Decoder:
+    def dec(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+        if depth >= MAX_DEPTH:
+            raise DecodeError(f"data nested deeper than {MAX_DEPTH} levels", offset=pos)
+        start = pos
+        n, pos = decode_length(buf, pos, end)
+        if n > end - pos:
+            raise DecodeError(
+                f"{what} of {n} elements cannot fit in the {end - pos} bytes left",
+                offset=start,
+                expected=f"{n} elements",
+            )
+        items = []
+        append = items.append
+        table = _TABLE
+        depth += 1
+        for _ in range(n):
+            if pos >= end:
+                raise _truncated(pos, f"an element of the {what}")
+            value, pos = table[buf[pos]](buf, pos + 1, end, depth)
+            append(value)
+        return cls(items), pos
+
+    return dec
+
+
+def _octets(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    n, pos = decode_length(buf, pos, end)
+    stop = pos + n
+    if stop > end:
+        raise _truncated(pos, f"an octet-string of {n} bytes")
+    return OctetString(buf[pos:stop]), stop
+
+
+def _visible(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    n, pos = decode_length(buf, pos, end)
+    stop = pos + n
+    if stop > end:
+        raise _truncated(pos, f"a visible-string of {n} bytes")
+    return VisibleString(buf[pos:stop].decode("latin-1")), stop
+
+
+def _utf8(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    n, pos = decode_length(buf, pos, end)
+    stop = pos + n
+    if stop > end:
+        raise _truncated(pos, f"a utf8-string of {n} bytes")
+    try:
+        text = buf[pos:stop].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(
+            "utf8-string is not valid UTF-8", offset=pos + exc.start, expected="UTF-8"
+        ) from exc
+    return Utf8String(text), stop
+
+
+def _bit_string(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    bits, pos = decode_length(buf, pos, end)
+    n = (bits + 7) // 8
+    stop = pos + n
+    if stop > end:
+        raise _truncated(pos, f"a bit-string of {bits} bits")
+    return BitString(bytes(buf[pos:stop]), bits), stop
+
+
+_STATUS = [ClockStatus(i) for i in range(256)]
+
+
+def _dt_fields(buf: _Buf, pos: int) -> CosemDateTime:
+    y, mo, d, wd, h, mi, s, hs, dev, st = _S_DT.unpack_from(buf, pos)
+    return CosemDateTime(
+        None if y == 0xFFFF else y,
+        None if mo == 0xFF else mo,
+        None if d == 0xFF else d,
+        None if wd == 0xFF else wd,
+        None if h == 0xFF else h,
+        None if mi == 0xFF else mi,
+        None if s == 0xFF else s,
+        None if hs == 0xFF else hs,
+        None if dev == -0x8000 else dev,
+        None if st == 0xFF else _STATUS[st],
+    )
+
+
+def _date_time(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    if pos + 12 > end:
+        raise _truncated(pos, "12 date-time bytes")
+    return _dt_fields(buf, pos), pos + 12
+
+
+def _date(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    if pos + 5 > end:
+        raise _truncated(pos, "5 date bytes")
+    y = (buf[pos] << 8) | buf[pos + 1]
+    mo, d, wd = buf[pos + 2], buf[pos + 3], buf[pos + 4]
+    value = CosemDate(
+        None if y == 0xFFFF else y,
+        None if mo == 0xFF else mo,
+        None if d == 0xFF else d,
+        None if wd == 0xFF else wd,
+    )
+    return value, pos + 5
+
+
+def _time(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    if pos + 4 > end:
+        raise _truncated(pos, "4 time bytes")
+    h, mi, s, hs = buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]
+    value = CosemTime(
+        None if h == 0xFF else h,
+        None if mi == 0xFF else mi,
+        None if s == 0xFF else s,
+        None if hs == 0xFF else hs,
+    )
+    return value, pos + 4
+
+
+def _type_description(buf: _Buf, pos: int, end: int, depth: int) -> tuple[TypeDescription, int]:
+    if depth >= MAX_DEPTH:
+        raise DecodeError(f"type description nested deeper than {MAX_DEPTH} levels", offset=pos)
+    if pos >= end:
+        raise _truncated(pos, "a type description")
+    tag = buf[pos]
+    try:
+        dtype = DataType(tag)
+    except ValueError:
+        raise DecodeError(
+            f"unknown type 0x{tag:02X} in a compact-array description",
+            offset=pos,
+            expected="a Data type",
+        ) from None
+    pos += 1
+    if dtype is DataType.ARRAY:
+        if pos + 2 > end:
+            raise _truncated(pos, "the element count of an array description")
+        count = (buf[pos] << 8) | buf[pos + 1]
+        element, pos = _type_description(buf, pos + 2, end, depth + 1)
+        return TypeDescription(dtype, count=count, element=element), pos
+    if dtype is DataType.STRUCTURE:
+        n, pos = decode_length(buf, pos, end)
+        if n > end - pos:
+            raise _truncated(pos, f"{n} member descriptions")
+        members = []
+        for _ in range(n):
+            member, pos = _type_description(buf, pos, end, depth + 1)
+            members.append(member)
+        return TypeDescription(dtype, members=tuple(members)), pos
+    if dtype is DataType.COMPACT_ARRAY:
+        raise DecodeError("a compact-array cannot contain a compact-array", offset=pos - 1)
+    return TypeDescription(dtype), pos
+
+
+def _untagged(desc: TypeDescription, buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    """Decode one compact-array element of type ``desc`` (no tag on the wire)."""
+    if depth >= MAX_DEPTH:
+        raise DecodeError(f"data nested deeper than {MAX_DEPTH} levels", offset=pos)
+    tag = desc.tag
+    if tag == DataType.ARRAY:
+        assert desc.element is not None
+        items = []
+        for _ in range(desc.count):
+            value, pos = _untagged(desc.element, buf, pos, end, depth + 1)
+            items.append(value)
+        return Array(items), pos
+    if tag == DataType.STRUCTURE:
+        members = []
+        for member in desc.members:
+            value, pos = _untagged(member, buf, pos, end, depth + 1)
+            members.append(value)
+        return Structure(members), pos
+    return _TABLE[tag](buf, pos, end, depth)
+
+
+def _compact_array(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    desc, pos = _type_description(buf, pos, end, depth + 1)
+    n, pos = decode_length(buf, pos, end)
+    stop = pos + n
+    if stop > end:
+        raise _truncated(pos, f"{n} bytes of compact-array contents")
+    values = []
+    while pos < stop:
+        value, pos = _untagged(desc, buf, pos, stop, depth + 1)
+        values.append(value)
+    if _is_zero_size(desc) and n:
+        raise DecodeError("compact-array of zero-size elements has contents", offset=pos)
+    return CompactArray(desc, tuple(values)), stop
+
+
+def _is_zero_size(desc: TypeDescription) -> bool:
+    if desc.tag in (DataType.NULL_DATA, DataType.DONT_CARE):
+        return True
+    if desc.tag == DataType.ARRAY:
+        return desc.count == 0 or (desc.element is not None and _is_zero_size(desc.element))
+    if desc.tag == DataType.STRUCTURE:
+        return all(_is_zero_size(m) for m in desc.members)
+    return False
+
+
+def _build_table() -> None:
+    table: list[_Decoder] = [_unknown] * 256
+    table[DataType.NULL_DATA] = _null
+    table[DataType.ARRAY] = _sequence(Array, "array")
+    table[DataType.STRUCTURE] = _sequence(Structure, "structure")
+    table[DataType.BOOLEAN] = _boolean
+    table[DataType.BIT_STRING] = _bit_string
+    table[DataType.DOUBLE_LONG] = _fixed(DoubleLong, _S_I32, "4 double-long bytes")
+    table[DataType.DOUBLE_LONG_UNSIGNED] = _fixed(
+        DoubleLongUnsigned, _S_U32, "4 double-long-unsigned bytes"
+    )
+    table[DataType.OCTET_STRING] = _octets
+    table[DataType.VISIBLE_STRING] = _visible
+    table[DataType.UTF8_STRING] = _utf8
+    table[DataType.BCD] = _byte(Bcd, "a bcd byte")
+    table[DataType.INTEGER] = _fixed(Integer, _S_I8, "an integer byte")
+    table[DataType.LONG] = _fixed(Long, _S_I16, "2 long bytes")
+    table[DataType.UNSIGNED] = _byte(Unsigned, "an unsigned byte")
+    table[DataType.LONG_UNSIGNED] = _fixed(LongUnsigned, _S_U16, "2 long-unsigned bytes")
+    table[DataType.COMPACT_ARRAY] = _compact_array
+    table[DataType.LONG64] = _fixed(Long64, _S_I64, "8 long64 bytes")
+    table[DataType.LONG64_UNSIGNED] = _fixed(Long64Unsigned, _S_U64, "8 long64-unsigned bytes")
+    table[DataType.ENUM] = _byte(Enumerated, "an enum byte")
+    table[DataType.FLOAT32] = _fixed(Float32, _S_F32, "4 float32 bytes")
+    table[DataType.FLOAT64] = _fixed(Float64, _S_F64, "8 float64 bytes")
+    table[DataType.DATE_TIME] = _date_time
+    table[DataType.DATE] = _date
+    table[DataType.TIME] = _time
+    table[DataType.DELTA_INTEGER] = _fixed(DeltaInteger, _S_I8, "a delta-integer byte")
+    table[DataType.DELTA_LONG] = _fixed(DeltaLong, _S_I16, "2 delta-long bytes")
+    table[DataType.DELTA_DOUBLE_LONG] = _fixed(DeltaDoubleLong, _S_I32, "4 delta-double-long bytes")
+    table[DataType.DELTA_UNSIGNED] = _byte(DeltaUnsigned, "a delta-unsigned byte")
+    table[DataType.DELTA_LONG_UNSIGNED] = _fixed(
+        DeltaLongUnsigned, _S_U16, "2 delta-long-unsigned bytes"
+    )
+    table[DataType.DELTA_DOUBLE_LONG_UNSIGNED] = _fixed(
+        DeltaDoubleLongUnsigned, _S_U32, "4 delta-double-long-unsigned bytes"
+    )
+    table[DataType.DONT_CARE] = _dont_care
+    _TABLE[:] = table
+
+
+_build_table()
+
+
+def decode_data_at(buf: bytes, pos: int = 0, end: int | None = None) -> tuple[Data, int]:
+    """Decode one Data value at ``pos``; return ``(value, next_pos)``.
+
+    ``buf`` must be ``bytes`` (APDU decoders convert once at their entry point).
+    """
+    if end is None:
+        end = len(buf)
+    if pos >= end:
+        raise _truncated(pos, "a Data tag")
+    value: Data
+    value, pos = _TABLE[buf[pos]](buf, pos + 1, end, 0)
+    return value, pos
+
+
+def decode_data(data: bytes | bytearray | memoryview) -> Data:
+    """Decode exactly one Data value; trailing bytes are an error."""
+    buf = bytes(data)
+    value, pos = decode_data_at(buf, 0, len(buf))
+    if pos != len(buf):
+        raise DecodeError(
+            f"{len(buf) - pos} trailing bytes after the Data value", offset=pos, expected="end"
+        )
+    return value
+
+
+def decode_datetime_bytes(raw: bytes) -> CosemDateTime:
+    """Decode 12 raw date-time bytes (as carried inside an octet-string)."""
+    if len(raw) != 12:
+        raise DecodeError(f"a date-time is 12 bytes, got {len(raw)}", offset=0)
+    return _dt_fields(bytes(raw), 0)
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def _ff(v: int | None) -> int:
+    return 0xFF if v is None else v
+
+
+def encode_datetime_bytes(v: CosemDateTime) -> bytes:
+    """The 12 raw bytes of a date-time (no tag)."""
+    try:
+        return _S_DT.pack(
+            0xFFFF if v.year is None else v.year,
+            _ff(v.month),
+            _ff(v.day),
+            _ff(v.day_of_week),
+            _ff(v.hour),
+            _ff(v.minute),
+            _ff(v.second),
+            _ff(v.hundredths),
+            -0x8000 if v.deviation is None else v.deviation,
+            0xFF if v.clock_status is None else int(v.clock_status),
+        )
+    except struct.error as exc:
+        raise EncodeError(f"date-time field out of range: {exc}") from exc
+
+
+_INT_FORMATS: dict[type, struct.Struct] = {
+    Integer: _S_I8,
+    Long: _S_I16,
+    DoubleLong: _S_I32,
+    Long64: _S_I64,
+    Unsigned: struct.Struct(">B"),
+    LongUnsigned: _S_U16,
+    DoubleLongUnsigned: _S_U32,
+    Long64Unsigned: _S_U64,
+    Enumerated: struct.Struct(">B"),
+    Bcd: struct.Struct(">B"),
+    DeltaInteger: _S_I8,
+    DeltaLong: _S_I16,
+    DeltaDoubleLong: _S_I32,
+    DeltaUnsigned: struct.Struct(">B"),
+    DeltaLongUnsigned: _S_U16,
+    DeltaDoubleLongUnsigned: _S_U32,
+}
+
+
+def _int_class_of(value: object) -> type | None:
+    for cls in type(value).__mro__:
+        if cls in _INT_FORMATS:
+            return cls
+    return None
+
+
+def _encode_body(value: object, out: bytearray, depth: int) -> None:
+    """Append the encoding of ``value`` without its tag (for compact-array contents)."""
+    if depth > MAX_DEPTH:
+        raise EncodeError(f"data nested deeper than {MAX_DEPTH} levels")
+    cls = _int_class_of(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    if cls is not None:
+        v: Any = value
+        try:
+            out += _INT_FORMATS[cls].pack(v)
+        except struct.error:
+            raise EncodeError(
+                f"{cls.__name__} value {int(v)} is out of range "
+                f"{getattr(cls, 'MIN', '?')}..{getattr(cls, 'MAX', '?')}"
+            ) from None
+        return
+    if value is None or isinstance(value, DontCare):
+        return
+    if isinstance(value, bool):
+        out.append(1 if value else 0)
+    elif isinstance(value, Float32):
+        out += _S_F32.pack(value)
+    elif isinstance(value, Float64):
+        out += _S_F64.pack(value)
+    elif isinstance(value, (bytes, bytearray)):
+        out += encode_length(len(value))
+        out += value
+    elif isinstance(value, Utf8String):
+        raw = value.encode("utf-8")
+        out += encode_length(len(raw))
+        out += raw
+    elif isinstance(value, str):
+        try:
+            raw = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise EncodeError(
+                "visible-string holds characters beyond Latin-1; use Utf8String"
+            ) from None
+        out += encode_length(len(raw))
+        out += raw
+    elif isinstance(value, (Array, Structure)):
+        out += encode_length(len(value))
+        for item in value:
+            _encode_tagged(item, out, depth + 1)
+    elif isinstance(value, BitString):
+        out += encode_length(value.bit_length)
+        out += value.data
+    elif isinstance(value, CosemDateTime):
+        out += encode_datetime_bytes(value)
+    elif isinstance(value, CosemDate):
+        try:
+            y = 0xFFFF if value.year is None else value.year
+            out += struct.pack(
+                ">HBBB", y, _ff(value.month), _ff(value.day), _ff(value.day_of_week)
+            )
+        except struct.error as exc:
+            raise EncodeError(f"date field out of range: {exc}") from exc
+    elif isinstance(value, CosemTime):
+        try:
+            out += struct.pack(
+                ">BBBB",
+                _ff(value.hour),
+                _ff(value.minute),
+                _ff(value.second),
+                _ff(value.hundredths),
+            )
+        except struct.error as exc:
+            raise EncodeError(f"time field out of range: {exc}") from exc
+    elif isinstance(value, CompactArray):
+        _encode_type_description(value.description, out)
+        contents = bytearray()
+        for item in value.values:
+            _encode_untagged(value.description, item, contents, depth + 1)
+        out += encode_length(len(contents))
+        out += contents
+    else:
+        raise EncodeError(_no_type_message(value))
+
+
+def _no_type_message(value: object) -> str:
+    if isinstance(value, int):
+        return (
+            f"plain int {value!r} has no wire type: wrap it, e.g. Unsigned({value}), "
+            f"LongUnsigned({value}) or DoubleLong({value})"
+        )
+    return f"cannot encode {type(value).__name__} as COSEM Data"
+
+
+def _tag_of(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return DataType.BOOLEAN
+    tag = getattr(type(value), "TAG", None)
+    if tag is not None:
+        return int(tag)
+    if isinstance(value, (bytes, bytearray)):
+        return DataType.OCTET_STRING
+    if isinstance(value, str):
+        return DataType.VISIBLE_STRING
+    raise EncodeError(_no_type_message(value))
+
+
+def _encode_tagged(value: object, out: bytearray, depth: int) -> None:
+    out.append(_tag_of(value))
+    _encode_body(value, out, depth)
+
+
+def _encode_type_description(desc: TypeDescription, out: bytearray) -> None:
+    out.append(desc.tag)
+    if desc.tag == DataType.ARRAY:
+        if desc.element is None or not 0 <= desc.count <= 0xFFFF:
+            raise EncodeError("array type description needs an element type and a count")
+        out += desc.count.to_bytes(2, "big")
+        _encode_type_description(desc.element, out)
+    elif desc.tag == DataType.STRUCTURE:
+        out += encode_length(len(desc.members))
+        for member in desc.members:
+            _encode_type_description(member, out)
+
+
+def _encode_untagged(desc: TypeDescription, value: object, out: bytearray, depth: int) -> None:
+    if desc.tag == DataType.ARRAY:
+        if not isinstance(value, (Array, tuple)) or len(value) != desc.count:
+            raise EncodeError(f"compact-array element must be an array of {desc.count}")
+        assert desc.element is not None
+        for item in value:
+            _encode_untagged(desc.element, item, out, depth + 1)
+    elif desc.tag == DataType.STRUCTURE:
+        if not isinstance(value, tuple) or len(value) != len(desc.members):
+            raise EncodeError(f"compact-array element must be a structure of {len(desc.members)}")
+        for member, item in zip(desc.members, value, strict=True):
+            _encode_untagged(member, item, out, depth + 1)
+    else:
+        if _tag_of(value) != desc.tag:
+            raise EncodeError(
+                f"compact-array element {value!r} does not match type {DataType(desc.tag).name}"
+            )
+        _encode_body(value, out, depth)
+
+
+def encode_data(value: Data | object) -> bytes:
+    """Encode one Data value with its tag."""
+    out = bytearray()
+    _encode_tagged(value, out, 0)
+    return bytes(out)
