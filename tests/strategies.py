@@ -41,9 +41,22 @@ from cosemcast.axdr import (
 from cosemcast.obis import Obis
 
 INT_TYPES = [
-    Integer, Long, DoubleLong, Long64, Unsigned, LongUnsigned, DoubleLongUnsigned,
-    Long64Unsigned, Enumerated, Bcd, DeltaInteger, DeltaLong, DeltaDoubleLong, DeltaUnsigned,
-    DeltaLongUnsigned, DeltaDoubleLongUnsigned,
+    Integer,
+    Long,
+    DoubleLong,
+    Long64,
+    Unsigned,
+    LongUnsigned,
+    DoubleLongUnsigned,
+    Long64Unsigned,
+    Enumerated,
+    Bcd,
+    DeltaInteger,
+    DeltaLong,
+    DeltaDoubleLong,
+    DeltaUnsigned,
+    DeltaLongUnsigned,
+    DeltaDoubleLongUnsigned,
 ]
 
 
@@ -59,16 +72,24 @@ def _opt(lo: int, hi: int) -> st.SearchStrategy[int | None]:
 
 datetimes = st.builds(
     CosemDateTime,
-    _opt(0, 0xFFFE), _opt(0, 0xFE), _opt(0, 0xFE), _opt(0, 0xFE), _opt(0, 0xFE), _opt(0, 0xFE),
-    _opt(0, 0xFE), _opt(0, 0xFE), _opt(-0x7FFF, 0x7FFF),
+    _opt(0, 0xFFFE),
+    _opt(0, 0xFE),
+    _opt(0, 0xFE),
+    _opt(0, 0xFE),
+    _opt(0, 0xFE),
+    _opt(0, 0xFE),
+    _opt(0, 0xFE),
+    _opt(0, 0xFE),
+    _opt(-0x7FFF, 0x7FFF),
     st.one_of(st.none(), st.integers(0, 0xFE).map(ClockStatus)),
 )
 dates = st.builds(CosemDate, _opt(0, 0xFFFE), _opt(0, 0xFE), _opt(0, 0xFE), _opt(0, 0xFE))
 times = st.builds(CosemTime, _opt(0, 0xFE), _opt(0, 0xFE), _opt(0, 0xFE), _opt(0, 0xFE))
 bitstrings = st.binary(max_size=8).flatmap(
     lambda b: st.integers(max(0, len(b) * 8 - 7) if b else 0, len(b) * 8).map(
-        lambda n: BitString(bytes(b[:-1]) + bytes([b[-1] & (0xFF << (8 * len(b) - n)) & 0xFF])
-                            if b else b"", n)
+        lambda n: BitString(
+            bytes(b[:-1]) + bytes([b[-1] & (0xFF << (8 * len(b) - n)) & 0xFF]) if b else b"", n
+        )
     )
 )
 
@@ -101,8 +122,12 @@ def _compact() -> st.SearchStrategy[object]:
     @st.composite
     def build(draw: st.DrawFn) -> CompactArray:
         picks = draw(st.lists(st.sampled_from(member_types), min_size=1, max_size=3))
-        desc = TypeDescription(DataType.STRUCTURE, members=tuple(TypeDescription(t) for t, _ in picks))
-        rows = draw(st.lists(st.tuples(*[s for _, s in picks]).map(Structure), min_size=1, max_size=5))
+        desc = TypeDescription(
+            DataType.STRUCTURE, members=tuple(TypeDescription(t) for t, _ in picks)
+        )
+        rows = draw(
+            st.lists(st.tuples(*[s for _, s in picks]).map(Structure), min_size=1, max_size=5)
+        )
         return CompactArray(desc, tuple(rows))
 
     return build()

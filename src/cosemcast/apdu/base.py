@@ -108,8 +108,12 @@ class Reader:
     def at_end(self) -> bool:
         return self.pos >= self.end
 
-    def fail(self, message: str, expected: str | None = None, offset: int | None = None) -> DecodeError:
-        return DecodeError(message, offset=self.pos if offset is None else offset, expected=expected)
+    def fail(
+        self, message: str, expected: str | None = None, offset: int | None = None
+    ) -> DecodeError:
+        return DecodeError(
+            message, offset=self.pos if offset is None else offset, expected=expected
+        )
 
     def _need(self, n: int, what: str) -> int:
         pos = self.pos

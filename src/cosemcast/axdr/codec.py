@@ -52,7 +52,6 @@ from cosemcast.axdr.types import (
     Unsigned,
     Utf8String,
     VisibleString,
-    _FixedInt,
 )
 from cosemcast.errors import DecodeError, EncodeError
 
@@ -172,6 +171,11 @@ def _boolean(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
     return buf[pos] != 0, pos + 1
 
 
+_DLU = DoubleLongUnsigned
+_OCT = OctetString
+_u32 = _S_U32.unpack_from
+
+
 def _sequence(cls: type[Array] | type[Structure], what: str) -> _Decoder:
     def dec(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
         if depth >= MAX_DEPTH:
@@ -184,15 +188,36 @@ def _sequence(cls: type[Array] | type[Structure], what: str) -> _Decoder:
                 offset=start,
                 expected=f"{n} elements",
             )
-        items = []
+        items: list[Any] = []
         append = items.append
         table = _TABLE
         depth += 1
+        # Inline fast paths for the tags that dominate real payloads (profile rows,
+        # notifications); every other tag goes through the table.
         for _ in range(n):
             if pos >= end:
                 raise _truncated(pos, f"an element of the {what}")
-            value, pos = table[buf[pos]](buf, pos + 1, end, depth)
-            append(value)
+            tag = buf[pos]
+            if tag == 6:
+                stop = pos + 5
+                if stop > end:
+                    raise _truncated(pos + 1, "4 double-long-unsigned bytes")
+                append(_DLU(_u32(buf, pos + 1)[0]))
+                pos = stop
+            elif tag == 9:
+                n_oct = buf[pos + 1] if pos + 1 < end else 0x80
+                if n_oct < 0x80:
+                    start_oct = pos + 2
+                    pos = start_oct + n_oct
+                    if pos > end:
+                        raise _truncated(start_oct, f"an octet-string of {n_oct} bytes")
+                    append(_OCT(buf[start_oct:pos]))
+                else:
+                    value, pos = _octets(buf, pos + 1, end, depth)
+                    append(value)
+            else:
+                value, pos = table[tag](buf, pos + 1, end, depth)
+                append(value)
         return cls(items), pos
 
     return dec
@@ -551,9 +576,7 @@ def _encode_body(value: object, out: bytearray, depth: int) -> None:
     elif isinstance(value, CosemDate):
         try:
             y = 0xFFFF if value.year is None else value.year
-            out += struct.pack(
-                ">HBBB", y, _ff(value.month), _ff(value.day), _ff(value.day_of_week)
-            )
+            out += struct.pack(">HBBB", y, _ff(value.month), _ff(value.day), _ff(value.day_of_week))
         except struct.error as exc:
             raise EncodeError(f"date field out of range: {exc}") from exc
     elif isinstance(value, CosemTime):

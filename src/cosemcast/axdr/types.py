@@ -20,13 +20,13 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, TypeAlias, Union
+from typing import ClassVar, Final, TypeAlias
 
 __all__ = [
     "DONT_CARE",
     "Array",
-    "BitString",
     "Bcd",
+    "BitString",
     "ClockStatus",
     "CompactArray",
     "CosemDate",
@@ -508,26 +508,26 @@ class CompactArray:
     TAG: ClassVar[DataType] = DataType.COMPACT_ARRAY
 
 
-Data: TypeAlias = Union[
-    None,
-    bool,
-    _FixedInt,
-    Float32,
-    Float64,
-    OctetString,
-    VisibleString,
-    Utf8String,
-    Array,
-    Structure,
-    BitString,
-    CompactArray,
-    CosemDate,
-    CosemTime,
-    CosemDateTime,
-    DontCare,
-    bytes,
-    str,
-]
+Data: TypeAlias = (
+    None
+    | bool
+    | _FixedInt
+    | Float32
+    | Float64
+    | OctetString
+    | VisibleString
+    | Utf8String
+    | Array
+    | Structure
+    | BitString
+    | CompactArray
+    | CosemDate
+    | CosemTime
+    | CosemDateTime
+    | DontCare
+    | bytes
+    | str
+)
 
 
 def same_data(a: object, b: object) -> bool:
