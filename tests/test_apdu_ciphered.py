@@ -346,3 +346,24 @@ def test_mutations_raise_only_decode_error(apdu: object, data: st.DataObject) ->
         decode_apdu(bytes(flipped))
     except DecodeError:
         pass
+
+
+@given(st.integers(0, 255), st.integers(0, 2**32 - 1))
+def test_security_header_struct_path_matches_construct_schema(sc: int, ic: int) -> None:
+    # The hot-path struct parse and the normative construct schema agree on every header.
+    from cosemcast.apdu._schemas import (
+        _SECURITY_HEADER,
+        build_security_header,
+        parse_security_header,
+    )
+
+    raw = build_security_header(sc, ic)
+    parsed = _SECURITY_HEADER.parse(raw)
+    assert (
+        parse_security_header(b"\x00" + raw, 1)
+        == (
+            parsed.security_control,
+            parsed.invocation_counter,
+        )
+        == (sc, ic)
+    )

@@ -13,6 +13,7 @@ Vectors (brief = ../shared/reference/DLMS_BRIEF.md):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import shutil
@@ -24,7 +25,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cosemcast.axdr import Data, DataType, LongUnsigned, OctetString, Structure
 from cosemcast.cli.main import main
+from cosemcast.cli.render import render_tree, to_jsonable
 from cosemcast.link.hdlc import FrameType, HdlcAddress, HdlcFrame, LlcHeader
 
 GET_REQUEST = "C001C1000100002B0100FF0200"
@@ -331,3 +334,63 @@ def test_segmented_hdlc_frames_are_reassembled() -> None:
     done = cosemcast("decode", (first.encode() + bad.encode()).hex())
     assert done.returncode == 2
     assert done.stderr.startswith("error: in the reassembled APDU: at offset ")
+
+
+def test_keys_decipher_glo_initiate_in_aarq(gb_keys: Path) -> None:
+    # brief §10.2: AARQ with LN-ciphering context and a glo-initiate (DC
+    # test_parse_ciphered_low_security2); the initiate carries dedicated key 0011..FF (§5.3).
+    aarq = (
+        "6066A109060760857405080103A60A04084D4D4D0000BC614E8A0207808B0760857405080201AC0A8008"
+        "3132333435363738BE34043221303001234567801302FF8A7874133D414CED25B42534D28DB004772060"
+        "6B175BD52211BE6841DB204D39EE6FDB8E356855"
+    )
+    done = cosemcast("decode", "--keys", str(gb_keys), aarq)
+    assert done.returncode == 0, done.stderr
+    assert "deciphered_user_information: DecipheredView" in done.stdout
+    assert "InitiateRequest" in done.stdout
+    assert "dedicated_key: <hidden>" in done.stdout
+    assert "00112233445566778899AABBCCDDEEFF" not in done.stdout
+
+
+# The renderer is generic over dataclasses written anywhere.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Secretive:
+    name: str
+    password: bytes = dataclasses.field(repr=False)
+    level: DataType = DataType.ENUM
+    value: Data = None
+    raw: bytes = b"ABC\x01"
+
+
+def test_render_hides_repr_false_fields() -> None:
+    value = _Secretive("meter", b"hunter2-secret")
+    tree = render_tree(value)
+    document = json.dumps(to_jsonable(value))
+    for text in (tree, document):
+        assert "hunter2" not in text
+        assert "68756E74657232" not in text.upper()
+    assert "password: <hidden>" in tree
+    document_dict = to_jsonable(value)
+    assert isinstance(document_dict, dict)
+    assert document_dict["password"] == "<hidden>"
+
+
+def test_render_names_enums_data_and_octet_strings() -> None:
+    value = _Secretive(
+        "x",
+        b"",
+        value=Structure(
+            [OctetString(bytes.fromhex("07E50118FF0E303950FFC400")), LongUnsigned(7), None]
+        ),
+    )
+    tree = render_tree(value)
+    assert "level: ENUM (22)" in tree
+    # brief §9.3 vector (DC test_set.py): 2021-01-24 14:48:57.80, deviation -60 = UTC+01:00.
+    assert "date-time 2021-01-24 14:48:57.80 UTC+01:00" in tree
+    assert "long-unsigned 7" in tree
+    assert "null-data" in tree
+    assert 'raw: 41424301 (4 bytes)  "ABC."' in tree
+    document = json.loads(json.dumps(to_jsonable(value)))
+    assert document["value"]["value"][1] == {"data_type": "long-unsigned", "value": 7}

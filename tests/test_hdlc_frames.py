@@ -355,7 +355,7 @@ def test_server_address_picks_the_smallest_size() -> None:
 )
 def test_address_validation(args: tuple[int, ...]) -> None:
     with pytest.raises(ValueError):
-        HdlcAddress(*args)  # type: ignore[arg-type]
+        HdlcAddress(*args)
 
 
 def test_three_byte_address_is_rejected() -> None:

@@ -55,9 +55,7 @@ METER_ST = bytes.fromhex("4D4D4D0000BC614E")
 def _clock(i: int) -> OctetString:
     minutes = i * 15
     return OctetString(
-        bytes(
-            [0x07, 0xEA, 11, 24, 2, (minutes // 60) % 24, minutes % 60, 0, 0, 0xFF, 0xC4, 0x00]
-        )
+        bytes([0x07, 0xEA, 11, 24, 2, (minutes // 60) % 24, minutes % 60, 0, 0, 0xFF, 0xC4, 0x00])
     )
 
 
@@ -228,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     ours = {"A": ours_a, "B": ours_b}
     for case, raw in (("A", raw_a), ("B", raw_b)):
-        entry: dict[str, Any] = {"cosemcast_per_s": rate(lambda f=ours[case], r=raw: f(r),
-                                                         args.seconds)}
+        entry: dict[str, Any] = {
+            "cosemcast_per_s": rate(lambda f=ours[case], r=raw: f(r), args.seconds)
+        }
         if theirs is not None:
             theirs[case](raw)  # must decode the same bytes without error
             entry["dlms_cosem_per_s"] = rate(lambda f=theirs[case], r=raw: f(r), args.seconds)
@@ -237,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         results["cases"][case] = entry
     fast, slow = gcm_cases()
     g_fast, g_slow = rate(fast, args.seconds), rate(slow, args.seconds)
-    results["cases"]["G"] = {"one_shot_per_s": g_fast, "cipher_path_per_s": g_slow,
-                             "ratio": g_fast / g_slow}
+    results["cases"]["G"] = {
+        "one_shot_per_s": g_fast,
+        "cipher_path_per_s": g_slow,
+        "ratio": g_fast / g_slow,
+    }
 
     if args.json:
         print(json.dumps(results, indent=2))

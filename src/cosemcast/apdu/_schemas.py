@@ -23,6 +23,7 @@ _SECURITY_HEADER = Struct(
     "security_control" / Int8ub,
     "invocation_counter" / Int32ub,
 ).compile()
+_HEADER_STRUCT = struct.Struct(">BI")
 
 
 def parse_security_header(buf: bytes, offset: int) -> tuple[int, int]:
@@ -31,11 +32,11 @@ def parse_security_header(buf: bytes, offset: int) -> tuple[int, int]:
         raise DecodeError(
             "truncated security header", offset=offset, expected="SC (1 byte) and IC (4 bytes)"
         )
-    try:
-        parsed = _SECURITY_HEADER.parse(buf[offset : offset + SECURITY_HEADER_LENGTH])
-    except (ConstructError, struct.error) as exc:
-        raise DecodeError("malformed security header", offset=offset, expected="SC ‖ IC") from exc
-    return int(parsed.security_control), int(parsed.invocation_counter)
+    # Hot path (every ciphered APDU): the same layout through a precompiled struct, which
+    # costs ~0.1 us against ~3 us for the compiled construct parser; the schema above stays
+    # the normative description and builds the header (tests check both agree).
+    sc, ic = _HEADER_STRUCT.unpack_from(buf, offset)
+    return sc, ic
 
 
 def build_security_header(security_control: int, invocation_counter: int) -> bytes:

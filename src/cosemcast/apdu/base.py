@@ -69,8 +69,9 @@ def registered_tags() -> frozenset[int]:
 
 def decode_apdu(data: bytes | bytearray | memoryview) -> Apdu:
     """Decode one whole APDU (ACSE or xDLMS, plain or ciphered) from ``data``."""
-    _load_all()
-    buf = bytes(data)
+    if not _loaded:
+        _load_all()
+    buf = data if type(data) is bytes else bytes(data)
     if not buf:
         raise DecodeError("empty input, expected an APDU tag", offset=0, expected="APDU tag")
     decoder = _DECODERS.get(buf[0])
@@ -82,9 +83,15 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> Apdu:
     return apdu
 
 
+_loaded = False
+
+
 def _load_all() -> None:
     # Importing the APDU modules registers their decoders.
+    global _loaded
     import cosemcast.apdu  # noqa: F401
+
+    _loaded = True
 
 
 def encode_octet_string(value: bytes) -> bytes:

@@ -171,9 +171,25 @@ def _boolean(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
     return buf[pos] != 0, pos + 1
 
 
-_DLU = DoubleLongUnsigned
 _OCT = OctetString
-_u32 = _S_U32.unpack_from
+# tag -> (class, unpack_from, size) for the fixed-width scalars decoded inline in containers.
+_FIXED: list[tuple[Callable[[Any], Any], Callable[[Any, int], tuple[Any, ...]], int] | None] = [
+    None
+] * 256
+for _tag, _cls, _st in (
+    (DataType.DOUBLE_LONG, DoubleLong, _S_I32),
+    (DataType.DOUBLE_LONG_UNSIGNED, DoubleLongUnsigned, _S_U32),
+    (DataType.INTEGER, Integer, _S_I8),
+    (DataType.LONG, Long, _S_I16),
+    (DataType.UNSIGNED, Unsigned, struct.Struct(">B")),
+    (DataType.LONG_UNSIGNED, LongUnsigned, _S_U16),
+    (DataType.LONG64, Long64, _S_I64),
+    (DataType.LONG64_UNSIGNED, Long64Unsigned, _S_U64),
+    (DataType.ENUM, Enumerated, struct.Struct(">B")),
+    (DataType.FLOAT32, Float32, _S_F32),
+    (DataType.FLOAT64, Float64, _S_F64),
+):
+    _FIXED[_tag] = (_cls, _st.unpack_from, _st.size)
 
 
 def _sequence(cls: type[Array] | type[Structure], what: str) -> _Decoder:
@@ -192,29 +208,27 @@ def _sequence(cls: type[Array] | type[Structure], what: str) -> _Decoder:
         append = items.append
         table = _TABLE
         depth += 1
-        # Inline fast paths for the tags that dominate real payloads (profile rows,
-        # notifications); every other tag goes through the table.
+        # Inline fast paths: fixed-width scalars and short octet-strings, which dominate
+        # profile rows and notifications, skip the per-element function call.
+        fixed = _FIXED
         for _ in range(n):
             if pos >= end:
                 raise _truncated(pos, f"an element of the {what}")
             tag = buf[pos]
-            if tag == 6:
-                stop = pos + 5
+            spec = fixed[tag]
+            if spec is not None:
+                kind, unpack, size = spec
+                stop = pos + 1 + size
                 if stop > end:
-                    raise _truncated(pos + 1, "4 double-long-unsigned bytes")
-                append(_DLU(_u32(buf, pos + 1)[0]))
+                    raise _truncated(pos + 1, f"{size} bytes of {kind.__name__}")
+                append(kind(unpack(buf, pos + 1)[0]))
                 pos = stop
-            elif tag == 9:
-                n_oct = buf[pos + 1] if pos + 1 < end else 0x80
-                if n_oct < 0x80:
-                    start_oct = pos + 2
-                    pos = start_oct + n_oct
-                    if pos > end:
-                        raise _truncated(start_oct, f"an octet-string of {n_oct} bytes")
-                    append(_OCT(buf[start_oct:pos]))
-                else:
-                    value, pos = _octets(buf, pos + 1, end, depth)
-                    append(value)
+            elif tag == 9 and pos + 1 < end and buf[pos + 1] < 0x80:
+                start_oct = pos + 2
+                pos = start_oct + buf[pos + 1]
+                if pos > end:
+                    raise _truncated(start_oct, f"an octet-string of {pos - start_oct} bytes")
+                append(_OCT(buf[start_oct:pos]))
             else:
                 value, pos = table[tag](buf, pos + 1, end, depth)
                 append(value)

@@ -10,7 +10,8 @@ The input is recognised by its first bytes:
 * anything else: one bare APDU.
 
 With ``--keys`` every ciphered APDU (glo-/ded-, general-glo/ded, general-ciphering) is
-deciphered with the key ring and the inner APDU shown as a subtree. APDUs without a system
+deciphered with the key ring and the inner APDU shown as a subtree; so is a ciphered APDU
+carried in a field (the glo-initiate in an AARQ/AARE user-information). APDUs without a system
 title are tried against every party of the ring: the tag tells which one protected it.
 
 Exit status: 0 decoded; 1 unusable key file; 2 malformed input or usage; 3 a tag (or a
@@ -21,6 +22,7 @@ in the ring fits the APDU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -409,9 +411,26 @@ def _decode_message(message: _Message, keyring: KeyRing | None, aad: GeneralCiph
         where = "in the reassembled APDU: " if message.apdu_offset is None else ""
         raise _malformed(exc, message.apdu_offset, where) from exc
     message.overrides[message.apdu_field] = apdu
-    if keyring is not None and _is_ciphered(apdu):
-        shown, message.status, message.problem = _decipher(apdu, keyring, aad, 0)
-        message.overrides["deciphered"] = shown
+    if keyring is None:
+        return
+    for name, target in _ciphered_parts(apdu):
+        shown, status, problem = _decipher(target, keyring, aad, 0)
+        if status > message.status:
+            message.status, message.problem = status, problem
+        message.overrides[f"deciphered_{name}" if name else "deciphered"] = shown
+
+
+def _ciphered_parts(apdu: object) -> list[tuple[str, object]]:
+    """The APDU itself if ciphered, else its ciphered fields (an AARQ's glo-initiate)."""
+    if _is_ciphered(apdu):
+        return [("", apdu)]
+    if not dataclasses.is_dataclass(apdu):
+        return []
+    return [
+        (f.name, getattr(apdu, f.name))
+        for f in dataclasses.fields(apdu)
+        if f.repr and _is_ciphered(getattr(apdu, f.name))
+    ]
 
 
 def _print(messages: list[_Message], *, as_json: bool) -> None:

@@ -33,7 +33,7 @@ from cosemcast.security._control import (
     check_send_control,
     wire_system_title,
 )
-from cosemcast.security.gcm import SecurityControl, SymmetricKeys, protect, unprotect
+from cosemcast.security.gcm import SymmetricKeys, protect, unprotect
 from cosemcast.security.general_protection import (
     DecipheredGeneral,
     GeneralCipheringAad,
