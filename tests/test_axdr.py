@@ -258,3 +258,43 @@ def test_mutations_only_decode_error(value: object, data: st.DataObject) -> None
         decode_data(bytes(mutated))
     except DecodeError:
         pass
+
+
+# --- the row-template fast path for arrays of flat structures ---------------------------------
+
+_flat_scalars = st.one_of(
+    st.integers(0, 2**32 - 1).map(DoubleLongUnsigned),
+    st.integers(-(2**15), 2**15 - 1).map(Long),
+    st.integers(0, 255).map(Unsigned),
+    st.sampled_from([b"", b"\x07\xea\x0b\x18\x02\x00\x00\x00\x00\xff\xc4\x00", b"ab"]).map(
+        OctetString
+    ),
+    st.floats(width=32, allow_nan=False).map(Float32),
+    st.none(),
+)
+_rows = st.one_of(
+    st.lists(_flat_scalars, min_size=1, max_size=4).map(Structure),
+    _flat_scalars,
+)
+
+
+@settings(max_examples=400)
+@given(st.lists(_rows, min_size=3, max_size=12), st.data())
+def test_row_template_decodes_like_the_generic_path(
+    rows: list[object], data: st.DataObject
+) -> None:
+    # Rows keep or change their shape at random: every row must decode to exactly its value,
+    # and any truncation must still be a DecodeError.
+    value = Array(rows)
+    raw = encode_data(value)
+    assert same_data(decode_data(raw), value)
+    cut = data.draw(st.integers(0, len(raw) - 1))
+    with pytest.raises(DecodeError):
+        decode_data(raw[:cut])
+
+
+def test_row_template_rejects_row_with_other_octet_length() -> None:
+    a = Structure([OctetString(b"\x01\x02"), Unsigned(1)])
+    b = Structure([OctetString(b"\x01\x02\x03"), Unsigned(2)])
+    value = Array([a, a, b, a])
+    assert same_data(decode_data(encode_data(value)), value)

@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     g = results["cases"]["G"]
     print(
-        f"{'G  AES-GCM-128 decrypt+verify, 12-byte tag':<64} one-shot  {g['one_shot_per_s']:>10,.0f}/s"
+        f"{'G  AES-GCM-128 decrypt+verify, 12-byte tag':<64} "
+        f"one-shot  {g['one_shot_per_s']:>10,.0f}/s"
         f"   Cipher/GCM {g['cipher_path_per_s']:>9,.0f}/s   ratio {g['ratio']:.1f}x"
     )
     return 0

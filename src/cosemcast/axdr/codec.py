@@ -13,6 +13,7 @@ by ``n`` big-endian bytes (we read up to n = 4 and write the shortest form).
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -204,10 +205,12 @@ def _sequence(cls: type[Array] | type[Structure], what: str) -> _Decoder:
                 offset=start,
                 expected=f"{n} elements",
             )
+        depth += 1
+        if cls is Array and n > 2 and buf[pos] == DataType.STRUCTURE:
+            return _array_of_rows(buf, pos, end, depth, n)
         items: list[Any] = []
         append = items.append
         table = _TABLE
-        depth += 1
         # Inline fast paths: fixed-width scalars and short octet-strings, which dominate
         # profile rows and notifications, skip the per-element function call.
         fixed = _FIXED
@@ -235,6 +238,108 @@ def _sequence(cls: type[Array] | type[Structure], what: str) -> _Decoder:
         return cls(items), pos
 
     return dec
+
+
+class _RowTemplate:
+    """The byte layout of one flat structure, to decode rows of the same shape in one step.
+
+    Profile buffers and pushes are arrays of structures whose rows share one layout: the
+    same tags, and octet-strings of the same length. The template records every layout byte
+    (the structure header, each tag, each octet-string length) with its offset; a later row
+    whose bytes at those offsets are equal has, by the A-XDR rules, exactly this layout, so
+    its values are read with one precompiled ``struct`` call. Any other row is decoded by the
+    generic path. Only scalars of fixed width and octet-strings shorter than 128 bytes qualify.
+    """
+
+    __slots__ = ("build", "check", "expected", "length", "unpack")
+
+    def __init__(self, buf: _Buf, pos: int, end: int) -> None:
+        if pos + 2 > end or buf[pos] != DataType.STRUCTURE or buf[pos + 1] >= 0x80:
+            raise _NoTemplate
+        count = buf[pos + 1]
+        offsets = [0, 1]
+        fmt = ">"
+        kinds: list[Callable[[Any], Any]] = []
+        p = pos + 2
+        for _ in range(count):
+            if p >= end:
+                raise _NoTemplate
+            tag = buf[p]
+            spec = _FIXED[tag]
+            offsets.append(p - pos)
+            if spec is not None:
+                kind, _unpack, size = spec
+                fmt += "x" + _FORMAT_CHAR[tag]
+                p += 1 + size
+            elif tag == DataType.OCTET_STRING and p + 1 < end and buf[p + 1] < 0x80:
+                offsets.append(p + 1 - pos)
+                size = buf[p + 1]
+                kind = _OCT
+                fmt += f"xx{size}s"
+                p += 2 + size
+            else:
+                raise _NoTemplate
+            kinds.append(kind)
+        if p > end or len(offsets) < 3:
+            raise _NoTemplate
+        self.length = p - pos
+        self.check = operator.itemgetter(*offsets)
+        self.expected = self.check(buf[pos:p])
+        self.unpack = struct.Struct(fmt[0] + "xx" + fmt[1:]).unpack_from
+        # A constructor specialised to this row's types, compiled once per template.
+        namespace: dict[str, Any] = {"Structure": Structure}
+        args = []
+        for i, kind in enumerate(kinds):
+            namespace[f"k{i}"] = kind
+            args.append(f"k{i}(v[{i}])")
+        exec(f"def build(v):\n    return Structure(({', '.join(args)},))", namespace)
+        self.build = namespace["build"]
+
+
+class _NoTemplate(Exception):
+    pass
+
+
+_FORMAT_CHAR: dict[int, str] = {
+    DataType.DOUBLE_LONG: "i",
+    DataType.DOUBLE_LONG_UNSIGNED: "I",
+    DataType.INTEGER: "b",
+    DataType.LONG: "h",
+    DataType.UNSIGNED: "B",
+    DataType.LONG_UNSIGNED: "H",
+    DataType.LONG64: "q",
+    DataType.LONG64_UNSIGNED: "Q",
+    DataType.ENUM: "B",
+    DataType.FLOAT32: "f",
+    DataType.FLOAT64: "d",
+}
+
+
+def _array_of_rows(buf: _Buf, pos: int, end: int, depth: int, n: int) -> tuple[Any, int]:
+    """Decode ``n`` array elements, using a row template while the rows keep one shape."""
+    items: list[Any] = []
+    append = items.append
+    table = _TABLE
+    template: _RowTemplate | None = None
+    tried = False
+    for _ in range(n):
+        if pos >= end:
+            raise _truncated(pos, "an element of the array")
+        if template is not None:
+            stop = pos + template.length
+            if stop <= end and template.check(buf[pos:stop]) == template.expected:
+                append(template.build(template.unpack(buf, pos)))
+                pos = stop
+                continue
+        elif not tried:
+            tried = True
+            try:
+                template = _RowTemplate(buf, pos, end)
+            except _NoTemplate:
+                template = None
+        value, pos = table[buf[pos]](buf, pos + 1, end, depth)
+        append(value)
+    return Array(items), pos
 
 
 def _octets(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:

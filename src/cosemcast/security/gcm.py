@@ -59,6 +59,12 @@ class SecurityControl:
 
     @classmethod
     def from_byte(cls, value: int) -> SecurityControl:
+        if cls is SecurityControl and 0 <= value <= 0xFF:
+            return _SC_TABLE[value]
+        return cls._build(value)
+
+    @classmethod
+    def _build(cls, value: int) -> SecurityControl:
         return cls(
             value & 0x0F,
             bool(value & _AUTH),
@@ -80,6 +86,10 @@ class SecurityControl:
 
     def __int__(self) -> int:
         return self.to_byte()
+
+
+# Every byte value decoded once: SC parsing is on the path of every ciphered APDU.
+_SC_TABLE = [SecurityControl._build(v) for v in range(256)]
 
 
 class SymmetricKeys:
@@ -155,7 +165,10 @@ def unprotect(
     Returns the APDU. Raises :class:`AuthenticationFailed` when the tag does not verify; no
     byte of the plaintext escapes in that case.
     """
-    iv = make_iv(system_title, invocation_counter)
+    if len(system_title) == 8 and 0 <= invocation_counter <= 0xFFFFFFFF:
+        iv = system_title + invocation_counter.to_bytes(4, "big")
+    else:
+        iv = make_iv(system_title, invocation_counter)
     auth = bool(sc & _AUTH)
     enc = bool(sc & _ENC)
     if auth:
