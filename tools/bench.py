@@ -186,8 +186,8 @@ def gcm_cases() -> tuple[Callable[[], Any], Callable[[], Any]]:
 # --- runner ----------------------------------------------------------------------------------
 
 
-def rate(fn: Callable[[], Any], seconds: float) -> float:
-    """Calls per second of ``fn`` over about ``seconds`` (best of three slices)."""
+def _calibrate(fn: Callable[[], Any], seconds: float) -> int:
+    """How many calls of ``fn`` take about ``seconds``."""
     fn()
     n = 1
     while True:
@@ -195,16 +195,25 @@ def rate(fn: Callable[[], Any], seconds: float) -> float:
         for _ in range(n):
             fn()
         dt = time.perf_counter() - t0
-        if dt > 0.05:
-            break
+        if dt > 0.02:
+            return max(1, int(n * seconds / dt))
         n *= 2
-    per_slice = max(1, int(n * (seconds / 3) / dt))
-    best = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(per_slice):
-            fn()
-        best = max(best, per_slice / (time.perf_counter() - t0))
+
+
+def rates(fns: list[Callable[[], Any]], seconds: float, rounds: int = 5) -> list[float]:
+    """Calls per second of each function: the best of ``rounds`` slices, interleaved.
+
+    Slices of the functions alternate, so that load from elsewhere on the machine falls on
+    all of them alike and the ratios stay meaningful.
+    """
+    counts = [_calibrate(fn, seconds / rounds) for fn in fns]
+    best = [0.0] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(counts[i]):
+                fn()
+            best[i] = max(best[i], counts[i] / (time.perf_counter() - t0))
     return best
 
 
@@ -226,16 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     ours = {"A": ours_a, "B": ours_b}
     for case, raw in (("A", raw_a), ("B", raw_b)):
-        entry: dict[str, Any] = {
-            "cosemcast_per_s": rate(lambda f=ours[case], r=raw: f(r), args.seconds)
-        }
+        fns: list[Callable[[], Any]] = [lambda f=ours[case], r=raw: f(r)]
         if theirs is not None:
             theirs[case](raw)  # must decode the same bytes without error
-            entry["dlms_cosem_per_s"] = rate(lambda f=theirs[case], r=raw: f(r), args.seconds)
-            entry["ratio"] = entry["cosemcast_per_s"] / entry["dlms_cosem_per_s"]
+            fns.append(lambda f=theirs[case], r=raw: f(r))
+        measured = rates(fns, args.seconds)
+        entry: dict[str, Any] = {"cosemcast_per_s": measured[0]}
+        if theirs is not None:
+            entry["dlms_cosem_per_s"] = measured[1]
+            entry["ratio"] = measured[0] / measured[1]
         results["cases"][case] = entry
-    fast, slow = gcm_cases()
-    g_fast, g_slow = rate(fast, args.seconds), rate(slow, args.seconds)
+    g_fast, g_slow = rates(list(gcm_cases()), args.seconds)
     results["cases"]["G"] = {
         "one_shot_per_s": g_fast,
         "cipher_path_per_s": g_slow,

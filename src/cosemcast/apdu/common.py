@@ -197,17 +197,36 @@ def read_invoke_id_and_priority(reader: Reader) -> InvokeIdAndPriority:
     return _INVOKE_TABLE[reader.u8("Invoke-Id-And-Priority")]
 
 
-@dataclass(frozen=True, slots=True)
-class LongInvokeIdAndPriority:
+class LongInvokeIdAndPriority(int):
     """Long-Invoke-Id-And-Priority (brief §4.4, 4 bytes): bits 0-23 invoke-id, 28
     self-descriptive, 29 processing-option (1 = break on error), 30 service-class
-    (1 = confirmed), 31 priority (1 = high). Bit layout single-sourced [X1]."""
+    (1 = confirmed), 31 priority (1 = high). Bit layout single-sourced [X1].
 
-    invoke_id: int = 0
-    self_descriptive: bool = False
-    break_on_error: bool = False
-    confirmed: bool = False
-    high_priority: bool = False
+    An immutable ``int`` (the 32-bit wire value, reserved bits 24-27 zero) with the fields as
+    properties: every DATA-NOTIFICATION carries one, and an ``int`` is built ~5x faster than
+    a frozen dataclass on that hot path. Construct it from its fields like a dataclass.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        invoke_id: int = 0,
+        self_descriptive: bool = False,
+        break_on_error: bool = False,
+        confirmed: bool = False,
+        high_priority: bool = False,
+    ) -> LongInvokeIdAndPriority:
+        if not 0 <= invoke_id <= 0xFFFFFF:
+            raise EncodeError(f"long invoke-id {invoke_id} is out of range 0..2^24-1")
+        return int.__new__(
+            cls,
+            invoke_id
+            | (1 << 28 if self_descriptive else 0)
+            | (1 << 29 if break_on_error else 0)
+            | (1 << 30 if confirmed else 0)
+            | (1 << 31 if high_priority else 0),
+        )
 
     @classmethod
     def from_int(cls, value: int) -> LongInvokeIdAndPriority:
@@ -216,23 +235,36 @@ class LongInvokeIdAndPriority:
                 f"Long-Invoke-Id-And-Priority {value} is not a 32-bit value",
                 expected="an unsigned 32-bit value",
             )
-        return cls(
-            value & 0xFFFFFF,
-            bool(value & 1 << 28),
-            bool(value & 1 << 29),
-            bool(value & 1 << 30),
-            bool(value & 1 << 31),
-        )
+        return int.__new__(cls, value & 0xF0FFFFFF)
 
     def to_int(self) -> int:
-        if not 0 <= self.invoke_id <= 0xFFFFFF:
-            raise EncodeError(f"long invoke-id {self.invoke_id} is out of range 0..2^24-1")
+        return int(self)
+
+    @property
+    def invoke_id(self) -> int:
+        return self & 0xFFFFFF
+
+    @property
+    def self_descriptive(self) -> bool:
+        return bool(self & 1 << 28)
+
+    @property
+    def break_on_error(self) -> bool:
+        return bool(self & 1 << 29)
+
+    @property
+    def confirmed(self) -> bool:
+        return bool(self & 1 << 30)
+
+    @property
+    def high_priority(self) -> bool:
+        return bool(self & 1 << 31)
+
+    def __repr__(self) -> str:
         return (
-            self.invoke_id
-            | (1 << 28 if self.self_descriptive else 0)
-            | (1 << 29 if self.break_on_error else 0)
-            | (1 << 30 if self.confirmed else 0)
-            | (1 << 31 if self.high_priority else 0)
+            f"LongInvokeIdAndPriority(invoke_id={self.invoke_id}, "
+            f"self_descriptive={self.self_descriptive}, break_on_error={self.break_on_error}, "
+            f"confirmed={self.confirmed}, high_priority={self.high_priority})"
         )
 
 

@@ -20,6 +20,7 @@ date-time (brief §13.4 records that the 12 is an assumption; we enforce it both
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, TypeAlias, TypeVar
@@ -205,11 +206,26 @@ class GeneralDedCiphering:
         )
 
 
+_SC_IC = struct.Struct(">BI")
+
+
 @register(GeneralTag.GENERAL_GLO_CIPHERING, GeneralTag.GENERAL_DED_CIPHERING)
 def _decode_general_glo_ded(reader: Reader) -> GeneralGloCiphering | GeneralDedCiphering:
-    tag = reader.buf[reader.pos - 1]
-    system_title = reader.octet_string("system-title")
-    sc, ic, text = read_ciphered_content(reader, "ciphered-content")
+    buf, pos, end = reader.buf, reader.pos, reader.end
+    tag = buf[pos - 1]
+    # Hot path (every pushed reading): short lengths, read straight from the buffer with
+    # the same bounds checks; anything else goes through the Reader.
+    n = buf[pos] if pos < end else 0x80
+    body = pos + 1 + n
+    m = buf[body] if n < 0x80 and body < end else 0
+    if 5 <= m < 0x80 and body + 1 + m <= end:
+        system_title = buf[pos + 1 : body]
+        sc, ic = _SC_IC.unpack_from(buf, body + 1)
+        text = buf[body + 6 : body + 1 + m]
+        reader.pos = body + 1 + m
+    else:
+        system_title = reader.octet_string("system-title")
+        sc, ic, text = read_ciphered_content(reader, "ciphered-content")
     if tag == GeneralTag.GENERAL_GLO_CIPHERING:
         return GeneralGloCiphering(system_title, sc, ic, text)
     return GeneralDedCiphering(system_title, sc, ic, text)

@@ -206,8 +206,6 @@ def _sequence(cls: type[Array] | type[Structure], what: str) -> _Decoder:
                 expected=f"{n} elements",
             )
         depth += 1
-        if cls is Array and n > 2 and buf[pos] == DataType.STRUCTURE:
-            return _array_of_rows(buf, pos, end, depth, n)
         items: list[Any] = []
         append = items.append
         table = _TABLE
@@ -315,31 +313,44 @@ _FORMAT_CHAR: dict[int, str] = {
 }
 
 
-def _array_of_rows(buf: _Buf, pos: int, end: int, depth: int, n: int) -> tuple[Any, int]:
-    """Decode ``n`` array elements, using a row template while the rows keep one shape."""
-    items: list[Any] = []
-    append = items.append
-    table = _TABLE
-    template: _RowTemplate | None = None
-    tried = False
-    for _ in range(n):
-        if pos >= end:
-            raise _truncated(pos, "an element of the array")
-        if template is not None:
-            stop = pos + template.length
-            if stop <= end and template.check(buf[pos:stop]) == template.expected:
-                append(template.build(template.unpack(buf, pos)))
-                pos = stop
-                continue
-        elif not tried:
-            tried = True
-            try:
-                template = _RowTemplate(buf, pos, end)
-            except _NoTemplate:
-                template = None
-        value, pos = table[buf[pos]](buf, pos + 1, end, depth)
-        append(value)
-    return Array(items), pos
+# Learned row templates, by structure element count. Bounded: at most _MAX_SHAPES layouts
+# per count are ever compiled, and a count whose structures are not flat stops being tried.
+_MAX_SHAPES = 4
+_SHAPES: dict[int, list[_RowTemplate]] = {}
+_NOT_FLAT: dict[int, int] = {}
+
+
+def _match_template(buf: _Buf, base: int, end: int, count: int) -> tuple[Any, int] | None:
+    """Decode the structure at ``base`` (its tag) with a learned template, if one fits."""
+    for template in _SHAPES.get(count, ()):
+        stop = base + template.length
+        if stop <= end and template.check(buf[base:stop]) == template.expected:
+            return template.build(template.unpack(buf, base)), stop
+    return None
+
+
+def _learn_template(buf: _Buf, base: int, end: int, count: int) -> None:
+    shapes = _SHAPES.setdefault(count, [])
+    if len(shapes) >= _MAX_SHAPES or _NOT_FLAT.get(count, 0) > 16:
+        return
+    try:
+        shapes.append(_RowTemplate(buf, base, end))
+    except _NoTemplate:
+        _NOT_FLAT[count] = _NOT_FLAT.get(count, 0) + 1
+
+
+def _decode_structure_fast(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    """structure: a learned template when one fits, else the generic path (then learn)."""
+    if pos < end:
+        count = buf[pos]
+        if count < 0x80 and count >= 2:
+            hit = _match_template(buf, pos - 1, end, count)
+            if hit is not None:
+                return hit
+            value, stop = _decode_structure_generic(buf, pos, end, depth)
+            _learn_template(buf, pos - 1, stop, count)
+            return value, stop
+    return _decode_structure_generic(buf, pos, end, depth)
 
 
 def _octets(buf: _Buf, pos: int, end: int, depth: int) -> tuple[Any, int]:
@@ -518,7 +529,7 @@ def _build_table() -> None:
     table: list[_Decoder] = [_unknown] * 256
     table[DataType.NULL_DATA] = _null
     table[DataType.ARRAY] = _sequence(Array, "array")
-    table[DataType.STRUCTURE] = _sequence(Structure, "structure")
+    table[DataType.STRUCTURE] = _decode_structure_fast
     table[DataType.BOOLEAN] = _boolean
     table[DataType.BIT_STRING] = _bit_string
     table[DataType.DOUBLE_LONG] = _fixed(DoubleLong, _S_I32, "4 double-long bytes")
@@ -556,6 +567,7 @@ def _build_table() -> None:
     _TABLE[:] = table
 
 
+_decode_structure_generic = _sequence(Structure, "structure")
 _build_table()
 
 

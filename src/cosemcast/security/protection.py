@@ -179,7 +179,7 @@ def decipher_apdu(
     if isinstance(apdu, ServiceSpecificCiphered):
         sender = system_title
         dedicated = apdu.DEDICATED
-    elif isinstance(apdu, GeneralGloCiphering | GeneralDedCiphering):
+    elif isinstance(apdu, (GeneralGloCiphering, GeneralDedCiphering)):
         sender = apdu.system_title or system_title
         dedicated = isinstance(apdu, GeneralDedCiphering)
     else:
