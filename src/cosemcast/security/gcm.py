@@ -98,7 +98,7 @@ class SymmetricKeys:
     Built once per key (it keeps the ``AESGCM`` context), never shows the keys in its repr.
     """
 
-    __slots__ = ("_aead", "ak", "ek")
+    __slots__ = ("_aad", "_aead", "ak", "ek")
 
     def __init__(self, ek: bytes, ak: bytes = b"") -> None:
         if len(ek) not in (16, 32):
@@ -108,6 +108,7 @@ class SymmetricKeys:
         self.ek = bytes(ek)
         self.ak = bytes(ak)
         self._aead = AESGCM(self.ek)
+        self._aad: dict[int, bytes] = {}  # SC ‖ AK per SC value seen, filled on first use
 
     @property
     def aead(self) -> AESGCM:
@@ -179,7 +180,11 @@ def unprotect(
             )
         body = payload[:-TAG_LENGTH]
         tag = payload[-TAG_LENGTH:]
-        aad = bytes((sc,)) + keys.ak + header
+        aad = keys._aad.get(sc)
+        if aad is None:
+            aad = keys._aad[sc] = bytes((sc,)) + keys.ak
+        if header:
+            aad += header
         aead = keys.aead
         if enc:
             plain = aead.encrypt(iv, body, None)[: len(body)]
