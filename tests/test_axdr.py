@@ -298,3 +298,9 @@ def test_row_template_rejects_row_with_other_octet_length() -> None:
     b = Structure([OctetString(b"\x01\x02\x03"), Unsigned(2)])
     value = Array([a, a, b, a])
     assert same_data(decode_data(encode_data(value)), value)
+
+
+def test_str_is_the_plain_value_and_repr_the_typed_one() -> None:
+    assert f"{Unsigned(8)}/{Float32(1.5)}" == "8/1.5"
+    assert repr(Unsigned(8)) == "Unsigned(8)"
+    assert f"{LongUnsigned(255):04X}" == "00FF"

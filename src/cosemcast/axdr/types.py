@@ -109,6 +109,10 @@ class _FixedInt(int):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int(self)})"
 
+    # str() and f-strings show the plain number; repr() shows the wire type.
+    __str__ = int.__repr__
+    __format__ = int.__format__
+
 
 class Integer(_FixedInt):
     """integer: int8."""
@@ -238,6 +242,8 @@ class Float32(float):
     def __repr__(self) -> str:
         return f"Float32({float(self)!r})"
 
+    __str__ = float.__repr__
+
 
 class Float64(float):
     __slots__ = ()
@@ -245,6 +251,8 @@ class Float64(float):
 
     def __repr__(self) -> str:
         return f"Float64({float(self)!r})"
+
+    __str__ = float.__repr__
 
 
 class OctetString(bytes):

@@ -1,0 +1,1 @@
+"""Captures: pcap files and the DLMS conversations inside them."""
