@@ -16,8 +16,10 @@ from cosemcast.apdu.common import (
     ActionResult,
     CosemAttributeDescriptorWithSelection,
     DataAccessResult,
+    GetDataError,
     GetDataValue,
     InvokeIdAndPriority,
+    encode_sequence_of,
 )
 from cosemcast.apdu.gbt import GeneralBlockTransfer
 from cosemcast.apdu.get import GetRequestNext, GetResponseWithDataBlock
@@ -44,12 +46,17 @@ from cosemcast.association.blocks import (
     GbtSession,
     IncomingBlocks,
     OutgoingBlocks,
+    decode_get_data_results,
+    decode_pblock_results,
+    decode_values,
     payload_room,
     split,
 )
 from cosemcast.association.settings import DEFAULT_CONFORMANCE
-from cosemcast.axdr.types import OctetString, Structure, Unsigned
-from cosemcast.errors import LocalProtocolError, RemoteProtocolError
+from cosemcast.axdr.codec import encode_data
+from cosemcast.axdr.types import Array, OctetString, Structure, Unsigned, same_data
+from cosemcast.errors import DecodeError, LocalProtocolError, RemoteProtocolError
+from strategies import data_values
 from test_association_support import (
     BLOB,
     ECHO,
@@ -289,3 +296,31 @@ def test_gbt_rejects_out_of_order_blocks() -> None:
     stray_ack = GeneralBlockTransfer(last_block=False, block_number=1, block_data=b"")
     with pytest.raises(RemoteProtocolError):
         GbtSession().receive(stray_ack)
+
+
+# --- the raw-data decoders of blocks.py -------------------------------------------------------
+
+
+@given(values=st.lists(data_values, max_size=5).map(tuple))
+def test_raw_data_decoders_round_trip(values: tuple[object, ...]) -> None:
+    raw = encode_sequence_of(values, encode_data)
+    assert same_data(Array(decode_values(raw)), Array(values))
+    error = GetDataError(DataAccessResult.OTHER_REASON)
+    results = (*(GetDataValue(v) for v in values), error)  # type: ignore[arg-type]
+    listed = encode_sequence_of(results, _encode)
+    assert encode_sequence_of(decode_get_data_results(listed), _encode) == listed
+    joined = b"".join(r.encode() for r in results)
+    assert b"".join(r.encode() for r in decode_pblock_results(joined)) == joined
+
+
+def _encode(result: GetDataValue | GetDataError) -> bytes:
+    return result.encode()
+
+
+@given(raw=st.binary(max_size=64))
+def test_raw_data_decoders_raise_only_decode_error(raw: bytes) -> None:
+    for decoder in (decode_values, decode_get_data_results, decode_pblock_results):
+        try:
+            decoder(raw)
+        except DecodeError:
+            pass

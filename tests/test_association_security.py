@@ -302,3 +302,66 @@ def test_secrets_stay_out_of_reprs(tmp_path: Path) -> None:
     for secret in (EK, AK, PASSWORD):
         assert secret.hex() not in text.lower() and secret.hex().upper() not in text
     assert "12345678" not in text
+
+
+def test_ciphered_association_releases_with_ciphered_user_information(tmp_path: Path) -> None:
+    # brief §4.2: RLRQ/RLRE may carry a (glo-)initiate APDU (DC test_rlrq.py / test_rlre.py)
+    pair = associated_pair(tmp_path, MechanismName.LOW, ciphering=Ciphering.GLOBAL)
+    pair.one(Release())
+    rlrq, rlre = decode_apdu(pair.log[-2][1]), decode_apdu(pair.log[-1][1])
+    assert isinstance(rlrq, RLRQ) and isinstance(rlre, RLRE)
+    assert rlrq.user_information is not None and rlrq.user_information.TAG == 0x21
+    assert rlre.user_information is not None and rlre.user_information.TAG == 0x28
+    assert pair.client.state is ClientState.IDLE and pair.server.state is ServerState.IDLE
+
+
+def test_requests_out_of_state_are_local_errors(tmp_path: Path) -> None:
+    from cosemcast.errors import LocalProtocolError
+
+    pair = associated_pair(tmp_path)
+    with pytest.raises(LocalProtocolError):
+        pair.client.send(Associate())
+    pair.client.send(Get(ENERGY))
+    with pytest.raises(LocalProtocolError):
+        pair.client.send(Get(ENERGY))  # one request at a time
+    with pytest.raises(LocalProtocolError):
+        pair.client.send(Release())
+
+
+def test_plain_notification_is_reported_in_a_ciphered_association(tmp_path: Path) -> None:
+    from cosemcast.apdu.notifications import EventNotificationRequest
+    from cosemcast.association import Notification
+    from cosemcast.axdr.types import Unsigned
+
+    pair = associated_pair(tmp_path, ciphering=Ciphering.GLOBAL)
+    notification = EventNotificationRequest(
+        cosem_attribute_descriptor=ENERGY, attribute_value=Unsigned(1)
+    )
+    (event,) = client_receives(pair, notification.encode())
+    assert event == Notification(notification, protected=False)
+    assert pair.client.state is ClientState.ASSOCIATED
+
+
+@pytest.mark.parametrize(
+    ("ciphering", "tag"),
+    [(None, 0x0F), (Ciphering.GLOBAL, 0xDB), (Ciphering.DEDICATED, 0xDC)],
+)
+def test_server_pushes_a_protected_data_notification(
+    tmp_path: Path, ciphering: Ciphering | None, tag: int
+) -> None:
+    from cosemcast.apdu.common import LongInvokeIdAndPriority
+    from cosemcast.apdu.notifications import DataNotification
+    from cosemcast.association import Notification
+    from cosemcast.axdr.types import Unsigned
+    from cosemcast.errors import LocalProtocolError
+
+    pair = associated_pair(tmp_path, ciphering=ciphering)
+    push = DataNotification(LongInvokeIdAndPriority(7), None, Unsigned(42))
+    wire = pair.server.send(push)
+    # DATA-NOTIFICATION has no glo-/ded- twin: it goes in general-glo/ded-ciphering
+    assert wire[0] == tag
+    (event,) = client_receives(pair, wire)
+    assert event == Notification(push, protected=ciphering is not None)
+    pair.one(Release())
+    with pytest.raises(LocalProtocolError):
+        pair.server.send(push)

@@ -142,14 +142,15 @@ def new_pair(config: str, *, small: bool = True) -> Pair:
         received_counters=client_counters,
         rng=counting_rng(1),
     )
+    backend = DictBackend()
     server = ServerConnection(
         server_settings,
-        DictBackend(),
+        backend,
         counters=server_counters,
         received_counters=server_counters,
         rng=counting_rng(50),
     )
-    return Pair(client, server, server.__dict__.get("_backend"))  # type: ignore[arg-type]
+    return Pair(client, server, backend)
 
 
 def to_server(pair: Pair, apdu: bytes) -> list[bytes]:

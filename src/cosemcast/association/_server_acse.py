@@ -70,6 +70,7 @@ from cosemcast.association._cipher import (
     Protection,
     ReceivedCounters,
     SendCounters,
+    form_for,
     form_of,
     is_ciphered,
 )
@@ -187,6 +188,26 @@ class AcseHandler:
                 ExceptionStateError.SERVICE_NOT_ALLOWED, ExceptionServiceError.PDU_TOO_LONG
             ).encode()
         self._outbox.append(wire)
+
+    def _notification_wire(self, plain: bytes) -> bytes:
+        """An unsolicited notification protected like the association's responses: in the
+        configured form, or its general- twin when the APDU has no glo-/ded- one (DATA-
+        NOTIFICATION travels in general-glo-ciphering)."""
+        protection = self._protection
+        if protection is None or not self.settings.ciphered:
+            return plain
+        policy = protection.security.effective_policy
+        wanted = policy & (
+            SecurityPolicy.AUTHENTICATED_RESPONSE | SecurityPolicy.ENCRYPTED_RESPONSE
+        )
+        control = protection.control(
+            authenticated=not wanted or SecurityPolicy.AUTHENTICATED_RESPONSE in policy,
+            encrypted=not wanted or SecurityPolicy.ENCRYPTED_RESPONSE in policy,
+        )
+        form = form_for(protection.security.ciphering, control)
+        if not protection.can_protect(plain, form):
+            form = Form("general-ded" if form.dedicated else "general-glo", control)
+        return protection.protect(plain, form)
 
     def _decipher(self, apdu: Apdu) -> tuple[Apdu, Form]:
         """The inner APDU of a ciphered request and the form to answer it in."""

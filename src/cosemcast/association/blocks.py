@@ -17,14 +17,18 @@ state machines decide which one applies and build the APDUs.
   block-number-ack, the last number it received. With our window of 1 the receiver
   acknowledges each block that is neither the last nor streamed with an empty GBT APDU,
   and the sender then sends the next one. A party that received a request in GBT answers
-  in GBT ("the other party shall follow", Green Book 9.4.6.13 via a public excerpt).
+  in GBT ("the other party shall follow": Green Book ed. 8, general-block-transfer protocol
+  clause, as quoted by a public excerpt).
 
 Decisions (where the sources are silent):
 
 * The raw data of the with-list block forms is the encoding of the replaced SEQUENCE OF
   (count ‖ items): values for SET, Get-Data-Results for GET, parameters for ACTION.
 * ACTION-Response-With-PBlock carries one Get-Data-Result per method, concatenated, the
-  result being success (as JD's client reads it, ``processActionWithPblock``).
+  result being success (as JD's client reads it, ``processActionWithPblock``); a method
+  without return data contributes null-data.
+* GBT numbering counts acknowledgements too (each side numbers every GBT APDU it sends in
+  an exchange); not yet checked against a peer's GBT implementation.
 * Block numbers must be consecutive from 1; a repeated or skipped block ends the transfer
   (the receiver answers with an error instead of asking again).
 """

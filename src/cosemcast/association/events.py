@@ -8,7 +8,9 @@ Theory of operation. A client application hands *requests* to
 transfer and the HLS pass are handled inside. A server application only reads
 informational events from :meth:`ServerConnection.next_event` (:class:`ClientAssociated`,
 :class:`AssociationRefused`, :class:`ClientReleased`, :class:`RequestRejected`); the
-requests themselves go to the :class:`~cosemcast.association.backend.ServerBackend`.
+requests themselves go to the :class:`~cosemcast.association.backend.ServerBackend`. A
+notification the server pushes within the association reaches the client application as
+:class:`Notification`.
 :data:`NEED_DATA` says that no event can be produced before another APDU arrives.
 
 All events are frozen, slotted dataclasses; none carries key material.

@@ -7,7 +7,8 @@ application calls :meth:`~ServerConnection.next_event` until
 :meth:`~ServerConnection.data_to_send` returns. Every request gets an answer, errors
 included, so the server never fails on what a client sends; ``next_event`` reports what
 happened (:class:`~cosemcast.association.events.ClientAssociated`,
-:class:`~cosemcast.association.events.RequestRejected`, ...).
+:class:`~cosemcast.association.events.RequestRejected`, ...). :meth:`~ServerConnection.send`
+protects an unsolicited EVENT- or DATA-NOTIFICATION for the client.
 
 A request goes through, in order: APDU decoding; general-block-transfer reassembly (a request
 that came in GBT is answered in GBT); deciphering, with the replay check before the tag and
@@ -80,6 +81,8 @@ from cosemcast.apdu.get import (
 )
 from cosemcast.apdu.initiate import Conformance
 from cosemcast.apdu.notifications import (
+    DataNotification,
+    EventNotificationRequest,
     ExceptionResponse,
     ExceptionServiceError,
     ExceptionStateError,
@@ -122,6 +125,7 @@ from cosemcast.errors import (
     AuthenticationFailed,
     DecodeError,
     DlmsError,
+    LocalProtocolError,
     RemoteProtocolError,
     ReplayError,
 )
@@ -178,6 +182,12 @@ class ServerConnection(AcseHandler):
         return self._state
 
     # --- the h11-style surface ---------------------------------------------------------------
+
+    def send(self, notification: EventNotificationRequest | DataNotification) -> bytes:
+        """An unsolicited notification for the client, protected like our responses."""
+        if self._state in (ServerState.IDLE, ServerState.AUTHENTICATING):
+            raise LocalProtocolError("notifications need an established association")
+        return self._notification_wire(notification.encode())
 
     def receive_data(self, apdu: bytes, now: datetime.datetime | None = None) -> None:
         """Queue one whole request APDU (processed by ``next_event``)."""
