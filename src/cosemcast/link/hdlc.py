@@ -466,6 +466,20 @@ class HdlcFrameSplitter:
         if count:
             self.discarded += n
 
+    def discard_partial(self) -> int:
+        """Drop what is buffered towards an incomplete frame; returns the bytes dropped.
+
+        For a receiver whose inter-octet timeout has expired: a damaged length field would
+        otherwise keep the splitter waiting for bytes that never come. Call it only after
+        :meth:`next_raw_frame` has returned ``None``. A trailing flag is kept, since it may
+        open the next frame.
+        """
+        keep = 1 if self._buffer[-1:] == bytes((FLAG,)) else 0
+        n = len(self._buffer) - keep
+        if n > 0:
+            self._drop(n)
+        return max(n, 0)
+
     def next_raw_frame(self) -> bytes | None:
         """The next candidate frame, flags included, unchecked; ``None`` until complete.
 
