@@ -17,16 +17,38 @@ from cosemcast.link.hdlc import (
     encode_parameters,
     fcs16,
 )
+from cosemcast.link.hdlc_connection import (
+    NEED_DATA,
+    ApduReceived,
+    Connected,
+    Disconnected,
+    DisconnectReason,
+    HdlcConnection,
+    LinkParameters,
+    Role,
+)
+from cosemcast.link.mode_e import Identification, ModeEClient, ModeEServer
 from cosemcast.link.wrapper import DLMS_PORT, WrapperDecoder, WrapperFrame
 
 __all__ = [
     "DLMS_PORT",
+    "NEED_DATA",
+    "ApduReceived",
+    "Connected",
+    "DisconnectReason",
+    "Disconnected",
     "FrameType",
     "HdlcAddress",
+    "HdlcConnection",
     "HdlcFrame",
     "HdlcFrameSplitter",
     "HdlcParameters",
+    "Identification",
+    "LinkParameters",
     "LlcHeader",
+    "ModeEClient",
+    "ModeEServer",
+    "Role",
     "WrapperDecoder",
     "WrapperFrame",
     "decode_frame",

@@ -20,6 +20,7 @@ from cosemcast.transport.aio import (
     start_udp_server,
 )
 from cosemcast.transport.base import ApduLink, AsyncApduLink, ConnectionClosed
+from cosemcast.transport.serial import AsyncHdlcSerialLink, HdlcSerialLink, HdlcSerialServer
 from cosemcast.transport.tcp import TcpServerConnection, TcpWrapperLink, TcpWrapperServer
 from cosemcast.transport.udp import (
     UdpPushReceiver,
@@ -31,6 +32,7 @@ from cosemcast.transport.udp import (
 __all__ = [
     "ApduLink",
     "AsyncApduLink",
+    "AsyncHdlcSerialLink",
     "AsyncTcpWrapperLink",
     "AsyncTcpWrapperServer",
     "AsyncUdpPushReceiver",
@@ -38,6 +40,8 @@ __all__ = [
     "AsyncUdpWrapperLink",
     "AsyncUdpWrapperServer",
     "ConnectionClosed",
+    "HdlcSerialLink",
+    "HdlcSerialServer",
     "TcpServerConnection",
     "TcpWrapperLink",
     "TcpWrapperServer",
