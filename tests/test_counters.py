@@ -38,7 +38,7 @@ KEY_ID = "guek/4d4d4d0000bc614e"
 
 
 def test_counters_start_at_zero_and_increase(tmp_path: Path) -> None:
-    with CounterStore(tmp_path / "c.db", block=10) as store:
+    with CounterStore(tmp_path / "c.db", block=10, first=0) as store:
         assert store.peek(KEY_ID) == 0
         assert [store.next(KEY_ID) for _ in range(25)] == list(range(25))
         assert store.peek(KEY_ID) == 25
@@ -47,19 +47,19 @@ def test_counters_start_at_zero_and_increase(tmp_path: Path) -> None:
 
 def test_restart_resumes_at_the_reserved_mark(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    with CounterStore(path, block=10) as store:
+    with CounterStore(path, block=10, first=0) as store:
         assert [store.next(KEY_ID) for _ in range(3)] == [0, 1, 2]
-    with CounterStore(path, block=10) as store:
+    with CounterStore(path, block=10, first=0) as store:
         assert store.peek(KEY_ID) == 10
         assert store.next(KEY_ID) == 10
-    with CounterStore(path, block=1) as store:
+    with CounterStore(path, block=1, first=0) as store:
         assert store.next(KEY_ID) == 20
         assert store.next(KEY_ID) == 21
 
 
 def test_reservation_is_durable_before_the_first_counter(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    store = CounterStore(path, block=100)
+    store = CounterStore(path, block=100, first=0)
     assert store.next(KEY_ID) == 0
     # Read by another connection while the store is still open (and its block unused).
     with sqlite3.connect(path) as conn:
@@ -72,7 +72,7 @@ def test_reservation_is_durable_before_the_first_counter(tmp_path: Path) -> None
 
 def test_reset_only_for_a_new_key_id(tmp_path: Path) -> None:
     # brief §8: after a key change the counters restart at 0; only safe under a new key id.
-    with CounterStore(tmp_path / "c.db", block=5) as store:
+    with CounterStore(tmp_path / "c.db", block=5, first=0) as store:
         old = make_key_id(bytes(8), "guek", b"\x01" * 16)
         new = make_key_id(bytes(8), "guek", b"\x02" * 16)
         assert store.next(old) == 0
@@ -88,36 +88,36 @@ def test_reset_only_for_a_new_key_id(tmp_path: Path) -> None:
 
 def test_exhaustion_at_2_pow_32_minus_1(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    with CounterStore(path, block=3) as store:
+    with CounterStore(path, block=3, first=0) as store:
         store.next(KEY_ID)
     with sqlite3.connect(path) as conn:
         conn.execute(
             "UPDATE sent_counters SET reserved_up_to = ? WHERE key_id = ?",
             (MAX_INVOCATION_COUNTER - 1, KEY_ID),
         )
-    with CounterStore(path, block=3) as store:
+    with CounterStore(path, block=3, first=0) as store:
         assert store.next(KEY_ID) == MAX_INVOCATION_COUNTER - 1
         assert store.next(KEY_ID) == MAX_INVOCATION_COUNTER
         with pytest.raises(CounterExhaustedError) as info:
             store.next(KEY_ID)
         assert info.value.key_id == KEY_ID
         assert store.peek(KEY_ID) == MAX_INVOCATION_COUNTER + 1
-    with CounterStore(path, block=3) as store, pytest.raises(CounterExhaustedError):
+    with CounterStore(path, block=3, first=0) as store, pytest.raises(CounterExhaustedError):
         store.next(KEY_ID)
 
 
 def test_whole_range_in_one_block(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    with CounterStore(path, block=MAX_INVOCATION_COUNTER + 1) as store:
+    with CounterStore(path, block=MAX_INVOCATION_COUNTER + 1, first=0) as store:
         assert store.next(KEY_ID) == 0
-    with CounterStore(path) as store, pytest.raises(CounterExhaustedError):
+    with CounterStore(path, first=0) as store, pytest.raises(CounterExhaustedError):
         store.next(KEY_ID)
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        CounterStore(tmp_path / "a.db", block=0)
-    with CounterStore(tmp_path / "c.db") as store:
+        CounterStore(tmp_path / "a.db", block=0, first=0)
+    with CounterStore(tmp_path / "c.db", first=0) as store:
         for bad in ("", "x" * 201):
             with pytest.raises(ValueError):
                 store.next(bad)
@@ -128,7 +128,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_closed_store_refuses(tmp_path: Path) -> None:
-    store = CounterStore(tmp_path / "c.db")
+    store = CounterStore(tmp_path / "c.db", first=0)
     store.close()
     store.close()
     with pytest.raises(CounterStoreError):
@@ -140,7 +140,7 @@ def test_closed_store_refuses(tmp_path: Path) -> None:
 
 def test_schema_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    CounterStore(path).close()
+    CounterStore(path, first=0).close()
     ReceivedCounterStore(path).close()  # both stores share one file
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
@@ -149,18 +149,18 @@ def test_schema_version_and_wal(tmp_path: Path) -> None:
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    CounterStore(path).close()
+    CounterStore(path, first=0).close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(CounterStoreError):
-        CounterStore(path)
+        CounterStore(path, first=0)
 
 
 def test_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     path.write_bytes(b"this is not an SQLite file" * 100)
     with pytest.raises(CounterStoreError):
-        CounterStore(path)
+        CounterStore(path, first=0)
 
 
 def test_key_ids_never_hold_keys(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_key_ids_never_hold_keys(tmp_path: Path) -> None:
     assert key_fingerprint(key) != key_fingerprint(key[:-1] + b"\x0e")
     assert len(key_fingerprint(key)) == 32
     path = tmp_path / "c.db"
-    with CounterStore(path) as store:
+    with CounterStore(path, first=0) as store:
         store.next(key_id)
         assert key.hex() not in repr(store)
     for file in tmp_path.iterdir():
@@ -183,7 +183,7 @@ def test_key_ids_never_hold_keys(tmp_path: Path) -> None:
 
 
 def test_threads_never_share_a_counter(tmp_path: Path) -> None:
-    store = CounterStore(tmp_path / "c.db", block=7)
+    store = CounterStore(tmp_path / "c.db", block=7, first=0)
     results: list[list[int]] = [[] for _ in range(8)]
 
     def draw(out: list[int]) -> None:
@@ -207,7 +207,7 @@ _CHILD = textwrap.dedent(
     import os, sys
     from cosemcast.security.counters import CounterStore
     path, block, out, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    store = CounterStore(path, block=block)
+    store = CounterStore(path, block=block, first=0)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     n = 0
     while count < 0 or n < count:
@@ -258,13 +258,13 @@ def test_sigkill_at_random_moments_never_repeats_a_counter(tmp_path: Path) -> No
     assert all(runs), f"seed {seed}: a run handed out nothing"
     assert len(set(every)) == len(every), f"seed {seed}: a counter was handed out twice"
     assert every == sorted(every), f"seed {seed}: counters went back after a restart"
-    with CounterStore(db) as store:
+    with CounterStore(db, first=0) as store:
         assert store.next("meter/guek") > every[-1]
 
 
 def test_two_processes_get_disjoint_counters(tmp_path: Path) -> None:
     db = tmp_path / "counters.db"
-    CounterStore(db).close()  # create the schema before the race
+    CounterStore(db, first=0).close()  # create the schema before the race
     outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
     children = [_child(db, 5, out, 300) for out in outs]
     for child in children:
@@ -334,3 +334,11 @@ def test_received_store_accepts_exactly_the_new_maxima(
             expected.append(counter)
             highest = counter
     assert accepted == expected
+
+
+def test_default_first_counter_is_one(tmp_path: Path) -> None:
+    # Decision (specs/security.md §5): a new key's first counter is 1, as gurux's meter
+    # sends; dlms-cosem's client refuses 0 (tests/test_interop_dlms_cosem.py).
+    with CounterStore(tmp_path / "c.db", block=10) as store:
+        assert store.peek(KEY_ID) == 1
+        assert [store.next(KEY_ID) for _ in range(3)] == [1, 2, 3]

@@ -81,7 +81,6 @@ PEERS: dict[str, dict[str, Any]] = {
         "authentication_key": AK,
         "client_system_title": PEER_TITLE,
         "security_suite": 0,
-        "meter_initial_invocation_counter": -1,
     },
 }
 

@@ -67,7 +67,7 @@ from cosemcast.association.settings import (
     SecuritySettings,
 )
 from cosemcast.errors import ConfigurationError
-from cosemcast.security.keyring import PartyKeys, _party_from_table
+from cosemcast.security.keyring import PartyKeys, party_from_table
 
 __all__ = [
     "STATE_DIR_VARIABLE",
@@ -260,7 +260,7 @@ def _parties(entries: object, file: Path) -> dict[bytes, PartyKeys]:
         where = f"{file}: [[keys]] entry {index}"
         if not isinstance(entry, dict):
             raise ConfigurationError(f"{where} is not a table")
-        party = _party_from_table(entry, where, file.parent)
+        party = party_from_table(entry, where, file.parent)
         if party.system_title in parties:
             raise ConfigurationError(
                 f"{where}: system_title {party.system_title.hex().upper()} appears twice"

@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 MAX_INVOCATION_COUNTER = 0xFFFFFFFF
+# The first counter handed out under a new key (decision, specs/security.md §5): 1, as gurux's
+# meter does; dlms-cosem's client treats 0 as already seen and refuses it (verified by
+# tests/test_interop_dlms_cosem.py). CounterStore(first=0) is available for peers that want 0.
+FIRST_COUNTER = 1
 _CEILING = MAX_INVOCATION_COUNTER + 1
 _MAX_KEY_ID_LENGTH = 200
 _FINGERPRINT_DOMAIN = b"cosemcast/invocation-counter-key-id/v1\x00"
@@ -207,10 +211,15 @@ class CounterStore:
     file get disjoint values. Reset a key id from the process that draws from it.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, block: int = 1000) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, block: int = 1000, first: int = FIRST_COUNTER
+    ) -> None:
         if not 1 <= block <= _CEILING:
             raise ValueError(f"block must be 1 to 2^32, got {block}")
+        if not 0 <= first < _CEILING:
+            raise ValueError(f"first counter must be 0 to 2^32-1, got {first}")
         self._block = block
+        self._first = first
         self._lock = threading.Lock()
         self._ranges: dict[str, list[int]] = {}
         self._db = _Database(path, "FULL")
@@ -236,7 +245,7 @@ class CounterStore:
                 row = conn.execute(
                     "SELECT reserved_up_to FROM sent_counters WHERE key_id = ?", (key_id,)
                 ).fetchone()
-                start = 0 if row is None else int(row[0])
+                start = self._first if row is None else int(row[0])
                 if start >= _CEILING:
                     raise CounterExhaustedError(key_id)
                 limit = min(start + self._block, _CEILING)
@@ -266,7 +275,7 @@ class CounterStore:
                 ).fetchone()
             except sqlite3.Error as exc:
                 raise CounterStoreError(f"cannot read counters of {key_id!r}: {exc}") from exc
-            return 0 if row is None else int(row[0])
+            return self._first if row is None else int(row[0])
 
     def reset_for_new_key(self, key_id: str) -> None:
         """Start ``key_id``, the id of a *new* key, at counter 0 (brief §8).

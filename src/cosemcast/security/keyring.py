@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cosemcast.errors import ConfigurationError, KeyUnavailableError
 from cosemcast.security.gcm import SymmetricKeys
 
-__all__ = ["KeyRing", "KeySet", "PartyKeys"]
+__all__ = ["KeyRing", "KeySet", "PartyKeys", "party_from_table"]
 
 KeySet = Literal["unicast", "broadcast", "dedicated"]
 
@@ -169,7 +169,9 @@ class KeyRing:
             raise ConfigurationError(f"{path}: cannot read the key file ({exc.strerror})") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{path}: not valid TOML ({exc})") from exc
-        unknown = set(document) - {"keys"}
+        # A [client] table belongs to the client credentials format (specs/client.md), which
+        # extends this one: one file serves `decode --keys` and `read --keys`.
+        unknown = set(document) - {"keys", "client"}
         if unknown:
             raise ConfigurationError(
                 f"{path}: unknown top-level entries {sorted(unknown)}; expected [[keys]] tables"
@@ -182,7 +184,7 @@ class KeyRing:
             where = f"{path}: [[keys]] entry {index}"
             if not isinstance(entry, dict):
                 raise ConfigurationError(f"{where} is not a table")
-            party = _party_from_table(entry, where, path.parent)
+            party = party_from_table(entry, where, path.parent)
             if party.system_title in ring:
                 raise ConfigurationError(
                     f"{where}: system_title {party.system_title.hex().upper()} appears twice"
@@ -197,7 +199,7 @@ _PUBLIC_FIELDS = ("signing_public_key", "agreement_public_key")
 _REQUIRED = ("system_title", "ek")
 
 
-def _party_from_table(entry: dict[str, Any], where: str, base: Path) -> PartyKeys:
+def party_from_table(entry: dict[str, Any], where: str, base: Path) -> PartyKeys:
     unknown = set(entry) - set(_HEX_FIELDS + _PRIVATE_FIELDS + _PUBLIC_FIELDS)
     if unknown:
         raise ConfigurationError(f"{where}: unknown fields {sorted(unknown)}")
