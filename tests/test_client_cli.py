@@ -172,3 +172,35 @@ def test_exit_statuses_and_messages(meter: TestMeter, tmp_path: Path) -> None:
         assert usage.stderr.startswith("error: ") and "Traceback" not in usage.stderr
     no_keys = cli(tmp_path, "--tcp", where, "--auth", "hls-gmac", "1-0:1.8.0.255")
     assert no_keys.returncode == 1 and "system title" in no_keys.stderr
+
+
+def test_meter_reset_under_the_same_keys_is_refused_as_a_replay(tmp_path: Path) -> None:
+    # Two software meters with the same keys and system title: the second starts from a fresh
+    # state file, so its invocation counters restart. The client's counter file remembers the
+    # first meter's counters and must refuse the second (nonce reuse under one key), with a
+    # message about counters rather than keys.
+    from cosemcast.meter import SoftwareMeter
+
+    keys = tmp_path / "management.toml"
+    keys.write_text(
+        '[client]\nclient_sap = 1\nauth = "hls-gmac"\nsystem_title = "4142434445464748"\n'
+        '[[keys]]\nsystem_title = "4142434445464748"\n'
+        'ek = "000102030405060708090A0B0C0D0E0F"\nak = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"\n'
+    )
+    counters = tmp_path / "client-counters.sqlite3"
+    outcomes = []
+    for state in ("first.sqlite3", "second.sqlite3"):
+        with SoftwareMeter.from_config(None, tmp_path / state) as meter:
+            server = meter.serve_tcp("127.0.0.1", 0)
+            host, port = server.address[:2]
+            done = subprocess.run(
+                [sys.executable, "-m", "cosemcast", "read", "--tcp", f"{host}:{port}",
+                 "--keys", str(keys), "--counters", str(counters), "1-0:1.8.0.255"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            server.close()
+        outcomes.append(done)
+    assert outcomes[0].returncode == 0, outcomes[0].stderr
+    assert outcomes[1].returncode == 3
+    assert "went backwards" in outcomes[1].stderr
+    assert "Traceback" not in outcomes[1].stderr

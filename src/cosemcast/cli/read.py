@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from cosemcast.errors import (
         AssociationRejected,
         ConfigurationError,
+        ReplayError,
         SecurityError,
         TransportError,
     )
@@ -149,6 +150,13 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_ERROR)
     except AssociationRejected as exc:
         hint = "check --auth, --client-sap, the password and the keys in --keys"
+        return _fail(f"{exc}; {hint}", EXIT_REJECTED)
+    except ReplayError as exc:
+        hint = (
+            "the meter's invocation counter went backwards under the same key: a replay, or a "
+            "meter whose state was reset while it kept its keys. Never accept that from a real "
+            "meter; for a test meter you reset on purpose, use a new --counters file"
+        )
         return _fail(f"{exc}; {hint}", EXIT_REJECTED)
     except SecurityError as exc:
         return _fail(f"{exc}; check the keys (ek, ak) in --keys", EXIT_REJECTED)
