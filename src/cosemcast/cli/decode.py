@@ -13,6 +13,10 @@ With ``--keys`` every ciphered APDU (glo-/ded-, general-glo/ded, general-cipheri
 deciphered with the key ring and the inner APDU shown as a subtree; so is a ciphered APDU
 carried in a field (the glo-initiate in an AARQ/AARE user-information). APDUs without a system
 title are tried against every party of the ring: the tag tells which one protected it.
+:func:`decipher_for_display` does that work for ``cosemcast pcap`` too, which passes it what
+a capture teaches (AP titles, dedicated keys, payload keys learnt from control messages). A
+general-ciphering APDU whose tag does not verify with the originator's AK is tried with no AK,
+as the shared-payload messages compute their AAD (specs/shared-payload.md §4.1).
 
 Exit status: 0 decoded; 1 unusable key file; 2 malformed input or usage; 3 a tag (or a
 signature, or a wrapped key) did not verify, in which case no plaintext is shown; 4 no key
@@ -48,15 +52,30 @@ from cosemcast.link.hdlc import (
     decode_parameters,
 )
 from cosemcast.link.wrapper import HEADER_LENGTH, WrapperDecoder, WrapperFrame
-from cosemcast.security.gcm import SecurityControl
+from cosemcast.security.gcm import SecurityControl, SymmetricKeys
 from cosemcast.security.keyring import KeyRing
 from cosemcast.security.protection import (
+    Deciphered,
+    DecipheredGeneral,
     GeneralCipheringAad,
+    decipher_apdu,
     decipher_general_with_keyring,
     decipher_with_keyring,
 )
 
-__all__ = ["EXIT_AUTHENTICATION", "EXIT_MALFORMED", "EXIT_NO_KEY", "register", "run"]
+__all__ = [
+    "EXIT_AUTHENTICATION",
+    "EXIT_CONFIGURATION",
+    "EXIT_MALFORMED",
+    "EXIT_NO_KEY",
+    "EXIT_OK",
+    "DecipheredView",
+    "Decipherment",
+    "ciphered_parts",
+    "decipher_for_display",
+    "register",
+    "run",
+]
 
 EXIT_OK: Final = 0
 EXIT_CONFIGURATION: Final = 1
@@ -317,42 +336,153 @@ def _is_ciphered(apdu: object) -> bool:
     )
 
 
-def _decipher(
-    apdu: object, keyring: KeyRing, aad: GeneralCipheringAad, depth: int
-) -> tuple[object, int, str | None]:
-    """(what to show under ``deciphered``, exit status, the problem to report)."""
+@dataclass(frozen=True, slots=True)
+class Decipherment:
+    """What deciphering one ciphered APDU gave, ready to show (``decode`` and ``pcap``).
+
+    ``shown`` goes under ``deciphered`` in the tree: a :class:`DecipheredView` or a
+    :class:`~cosemcast.cli.render.Note` saying why nothing was deciphered. ``status`` is an
+    exit status (``EXIT_OK``, ``EXIT_MALFORMED``, ``EXIT_AUTHENTICATION`` or ``EXIT_NO_KEY``)
+    and ``problem`` the one-line reason. ``plain`` is the innermost deciphered APDU;
+    ``content_key`` the key a general-ciphering key-info yielded (never shown).
+    """
+
+    shown: object
+    status: int = EXIT_OK
+    problem: str | None = None
+    plain: object | None = None
+    content_key: bytes | None = field(default=None, repr=False)
+
+
+def decipher_for_display(
+    apdu: object,
+    keyring: KeyRing,
+    aad: GeneralCipheringAad = GeneralCipheringAad.GREEN_BOOK,
+    *,
+    system_title: bytes | None = None,
+    dedicated_key: bytes | None = None,
+    preshared_key: bytes | None = None,
+    depth: int = 0,
+) -> Decipherment:
+    """Decipher ``apdu`` with ``keyring`` (and nested ciphered APDUs, up to 4 levels).
+
+    Never raises for bad input: a malformed ciphered or deciphered APDU gives
+    ``EXIT_MALFORMED``. The hints serve captures: ``system_title`` is the sender's title for
+    APDUs that carry none (from the AARQ/AARE), ``dedicated_key`` the association's dedicated
+    key (from its InitiateRequest), ``preshared_key`` the content key of a general-ciphering
+    APDU without key-info. Without a title every party of the ring is tried.
+    """
+    content_key: bytes | None = None
     try:
         if isinstance(apdu, GeneralCiphering):
-            general = decipher_general_with_keyring(
-                apdu, keyring, aad=aad, require_authentication=False
-            )
+            general = _decipher_general(apdu, keyring, aad, preshared_key)
             plain, st = general.plain, general.system_title
             sc, ic = general.security_control, general.invocation_counter
+            content_key = general.content_key
         elif isinstance(apdu, ServiceSpecificCiphered | GeneralGloCiphering | GeneralDedCiphering):
-            result = decipher_with_keyring(apdu, keyring, require_authentication=False)
+            result = _decipher_glo_ded(apdu, keyring, system_title, dedicated_key)
             plain, st = result.plain, result.system_title
             sc, ic = result.security_control, result.invocation_counter
         else:
-            return Note("not a ciphered APDU"), EXIT_OK, None
+            return Decipherment(Note("not a ciphered APDU"))
     except AuthenticationFailed as exc:
         failed = f"authentication failed: {exc}"
-        return Note(f"FAILED, {failed}; nothing deciphered"), EXIT_AUTHENTICATION, failed
+        return Decipherment(
+            Note(f"FAILED, {failed}; nothing deciphered"), EXIT_AUTHENTICATION, failed
+        )
     except KeyUnavailableError as exc:
-        return Note(f"not deciphered: {exc}"), EXIT_NO_KEY, f"no key: {exc}"
+        return Decipherment(Note(f"not deciphered: {exc}"), EXIT_NO_KEY, f"no key: {exc}")
     except DecodeError as exc:
-        raise _malformed(exc, None, "in the ciphered APDU: ") from exc
+        return _malformed_part(exc, "in the ciphered APDU: ")
     try:
         inner = decode_apdu(plain)
     except DecodeError as exc:
-        raise _malformed(exc, None, "in the deciphered APDU: ") from exc
+        return _malformed_part(exc, "in the deciphered APDU: ")
     status: int = EXIT_OK
     problem: str | None = None
     shown: object = inner
+    innermost: object = inner
     if _is_ciphered(inner) and depth < _MAX_NESTING:
-        nested, status, problem = _decipher(inner, keyring, aad, depth + 1)
-        shown = _Nested(inner, nested)
+        nested = decipher_for_display(inner, keyring, aad, depth=depth + 1)
+        if nested.status == EXIT_MALFORMED:
+            return nested
+        status, problem = nested.status, nested.problem
+        innermost = nested.plain
+        shown = _Nested(inner, nested.shown)
     authenticated = SecurityControl.from_byte(sc).authenticated
-    return DecipheredView(st, sc, ic, authenticated, shown), status, problem
+    return Decipherment(
+        DecipheredView(st, sc, ic, authenticated, shown), status, problem, innermost, content_key
+    )
+
+
+def _decipher_general(
+    apdu: GeneralCiphering,
+    keyring: KeyRing,
+    aad: GeneralCipheringAad,
+    preshared_key: bytes | None,
+) -> DecipheredGeneral:
+    """With the originator's AK, else with none: the shared-payload messages leave AK out
+    of their AAD (specs/shared-payload.md §4.1)."""
+    try:
+        return decipher_general_with_keyring(
+            apdu, keyring, preshared_key=preshared_key, aad=aad, require_authentication=False
+        )
+    except AuthenticationFailed as failure:
+        parties = [
+            keyring.get(title)
+            for title in (apdu.originator_system_title, apdu.recipient_system_title)
+            if title
+        ]
+        with_ak = [p for p in parties if p is not None and p.ak]
+        if not with_ak:
+            raise
+        without_ak = KeyRing(dataclasses.replace(p, ak=b"") for p in parties if p is not None)
+        try:
+            return decipher_general_with_keyring(
+                apdu, without_ak, preshared_key=preshared_key, aad=aad, require_authentication=False
+            )
+        except AuthenticationFailed:
+            raise failure from None
+
+
+def _decipher_glo_ded(
+    apdu: ServiceSpecificCiphered | GeneralGloCiphering | GeneralDedCiphering,
+    keyring: KeyRing,
+    system_title: bytes | None,
+    dedicated_key: bytes | None,
+) -> Deciphered:
+    dedicated = isinstance(apdu, GeneralDedCiphering) or (
+        isinstance(apdu, ServiceSpecificCiphered) and apdu.DEDICATED
+    )
+    if not dedicated or dedicated_key is None:
+        return decipher_with_keyring(
+            apdu, keyring, hint_system_title=system_title, require_authentication=False
+        )
+    # A dedicated key learned from the association: the AK is the sender's global AK.
+    sender = (apdu.system_title if isinstance(apdu, GeneralDedCiphering) else b"") or system_title
+    party = keyring.get(sender) if sender is not None else None
+    parties = [party] if party is not None else ([] if sender is not None else list(keyring))
+    if not parties:
+        raise KeyUnavailableError("no party in the key ring for this dedicated-key APDU")
+    failure: AuthenticationFailed | None = None
+    for candidate in parties:
+        try:
+            return decipher_apdu(
+                apdu,
+                keys=SymmetricKeys(dedicated_key, candidate.ak),
+                system_title=candidate.system_title,
+                require_authentication=False,
+            )
+        except AuthenticationFailed as exc:
+            failure = exc
+    raise AuthenticationFailed(
+        f"the dedicated key verifies no tag ({len(parties)} candidate(s))"
+    ) from failure
+
+
+def _malformed_part(exc: DecodeError, where: str) -> Decipherment:
+    problem = str(_malformed(exc, None, where))
+    return Decipherment(Note(f"malformed: {problem}"), EXIT_MALFORMED, problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,14 +543,16 @@ def _decode_message(message: _Message, keyring: KeyRing | None, aad: GeneralCiph
     message.overrides[message.apdu_field] = apdu
     if keyring is None:
         return
-    for name, target in _ciphered_parts(apdu):
-        shown, status, problem = _decipher(target, keyring, aad, 0)
-        if status > message.status:
-            message.status, message.problem = status, problem
-        message.overrides[f"deciphered_{name}" if name else "deciphered"] = shown
+    for name, target in ciphered_parts(apdu):
+        result = decipher_for_display(target, keyring, aad)
+        if result.status == EXIT_MALFORMED:
+            raise _Failure(result.problem or "malformed", EXIT_MALFORMED)
+        if result.status > message.status:
+            message.status, message.problem = result.status, result.problem
+        message.overrides[f"deciphered_{name}" if name else "deciphered"] = result.shown
 
 
-def _ciphered_parts(apdu: object) -> list[tuple[str, object]]:
+def ciphered_parts(apdu: object) -> list[tuple[str, object]]:
     """The APDU itself if ciphered, else its ciphered fields (an AARQ's glo-initiate)."""
     if _is_ciphered(apdu):
         return [("", apdu)]
