@@ -1,0 +1,485 @@
+"""The head-end side: accept C2s, open C1s, acknowledge (specs/shared-payload.md §9, §10).
+
+Theory of operation. :class:`HeadEndOpener` holds no key state of its own: payload keys live in
+a :class:`PayloadKeyStore` keyed by (meter system title, kp_id), with an in-memory
+implementation here (:class:`MemoryPayloadKeyStore`); the SQLite store of the head-end service
+implements the same protocol. The keys it shares with meters (``Ks``) and the meters' static
+agreement keys come from a :class:`MeterCredentials` lookup. Time is passed in.
+
+* :meth:`HeadEndOpener.accept_c2` refuses a C2 for another recipient before any cryptography,
+  refuses retired kp_ids, treats a byte-identical C2 as a retransmission (acknowledged again,
+  nothing changes) and a different one for a known kp_id as a conflict, recovers ``Kp``
+  (unwrap with ``Ks``, or ECDH with our private key), verifies the tag, checks the validity
+  window, stores the key and returns the acknowledgement to send.
+* :meth:`HeadEndOpener.open_c1` checks the C1 header, finds ``Kp`` (or raises
+  :class:`~.errors.PayloadKeyUnknown` so that the caller parks the C1,
+  :class:`~.parking.ParkingLot`), checks the window and the counter (not below the first IC the
+  C2 announced, never accepted before, within the replay window below the highest accepted:
+  :class:`ReplayWindow`, because multicast UDP and parking reorder C1s), verifies the tag, and
+  only then records the counter, so forgeries cannot move it.
+* :meth:`HeadEndOpener.expire` retires keys whose window has passed; a retired kp_id, and every
+  kp_id at or below it, is refused from then on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from cosemcast.apdu import decode_apdu
+from cosemcast.apdu.general import GeneralCiphering
+from cosemcast.errors import DecodeError, ReplayError
+from cosemcast.security.gcm import SymmetricKeys
+from cosemcast.sharedpayload.errors import (
+    ControlConflict,
+    KeyNotYetValid,
+    MeterNotAssigned,
+    MisaddressedMessage,
+    PayloadKeyUnknown,
+    StaleKeyId,
+)
+from cosemcast.sharedpayload.messages import (
+    SYSTEM_TITLE_LENGTH,
+    AckBody,
+    AckKind,
+    AckRequest,
+    KpId,
+    MessageKind,
+    message_kind,
+)
+from cosemcast.sharedpayload.sealing import (
+    check_payload_shape,
+    open_control,
+    open_payload,
+    seal_ack,
+)
+
+__all__ = [
+    "ControlAccepted",
+    "HeadEndOpener",
+    "MemoryPayloadKeyStore",
+    "MeterCredentials",
+    "OpenedPayload",
+    "PayloadKeyStore",
+    "ReceivedPayloadKey",
+    "ReplayWindow",
+    "StaticMeterCredentials",
+    "as_general_ciphering",
+]
+
+_KEY_CACHE_SIZE = 65_536
+DEFAULT_REPLAY_WINDOW = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayWindow:
+    """The C1 counters accepted under one key: the highest, and a bitmap of the ``size``
+    counters at and below it (bit i set: ``highest - i`` was accepted), as in the IPsec
+    anti-replay window (RFC 4303 §3.4.3). specs/shared-payload.md §7.2."""
+
+    highest: int
+    bitmap: int = 1
+
+    def refusal(self, invocation_counter: int, size: int) -> ReplayError | None:
+        """Why ``invocation_counter`` must be refused, or None if it is new and recent."""
+        offset = self.highest - invocation_counter
+        if offset < 0:
+            return None
+        if offset >= size:
+            return ReplayError(
+                f"C1 invocation counter {invocation_counter} is more than {size} below the "
+                f"highest accepted ({self.highest})",
+                received=invocation_counter,
+                expected_min=self.highest - size + 1,
+            )
+        if self.bitmap >> offset & 1:
+            return ReplayError(
+                f"C1 invocation counter {invocation_counter} was accepted before",
+                received=invocation_counter,
+            )
+        return None
+
+    def accept(self, invocation_counter: int, size: int) -> ReplayWindow:
+        """The window after accepting ``invocation_counter`` (check :meth:`refusal` first)."""
+        mask = (1 << size) - 1
+        offset = invocation_counter - self.highest
+        if offset > 0:
+            return ReplayWindow(invocation_counter, (self.bitmap << offset | 1) & mask)
+        return ReplayWindow(self.highest, self.bitmap | 1 << -offset)
+
+
+class MeterCredentials(Protocol):
+    """What a head-end knows about each meter assigned to it."""
+
+    def shared_key(self, meter_system_title: bytes) -> bytes | None:
+        """The ``Ks`` shared with this meter, or None."""
+        ...
+
+    def agreement_public_key(self, meter_system_title: bytes) -> ec.EllipticCurvePublicKey | None:
+        """The meter's static P-256 agreement key (authenticates agreed-key C2s), or None."""
+        ...
+
+
+class StaticMeterCredentials:
+    """A :class:`MeterCredentials` from two mappings; its repr shows counts, never keys."""
+
+    def __init__(
+        self,
+        shared_keys: Mapping[bytes, bytes] | None = None,
+        agreement_public_keys: Mapping[bytes, ec.EllipticCurvePublicKey] | None = None,
+    ) -> None:
+        self._shared = {bytes(k): bytes(v) for k, v in (shared_keys or {}).items()}
+        self._public = dict(agreement_public_keys or {})
+
+    def shared_key(self, meter_system_title: bytes) -> bytes | None:
+        return self._shared.get(bytes(meter_system_title))
+
+    def agreement_public_key(self, meter_system_title: bytes) -> ec.EllipticCurvePublicKey | None:
+        return self._public.get(bytes(meter_system_title))
+
+    def __repr__(self) -> str:
+        return f"StaticMeterCredentials(shared={len(self._shared)}, public={len(self._public)})"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedPayloadKey:
+    """A payload key accepted from a C2, and the C1 counters accepted under it."""
+
+    meter_system_title: bytes
+    kp_id: KpId
+    payload_key: bytes = field(repr=False)
+    not_before: int
+    not_after: int
+    first_invocation_counter: int
+    ack_request: AckRequest
+    ack_key: bytes = field(repr=False)
+    control_digest: bytes
+    control_invocation_counter: int
+    replay: ReplayWindow | None = None
+
+
+class PayloadKeyStore(Protocol):
+    """Head-end key state per (meter system title, kp_id) (specs §9.2)."""
+
+    def get(self, meter: bytes, kp_id: KpId) -> ReceivedPayloadKey | None: ...
+
+    def add(self, key: ReceivedPayloadKey) -> bool:
+        """Store a new key; False (and nothing stored) if (meter, kp_id) is already there."""
+        ...
+
+    def accept_counter(
+        self, meter: bytes, kp_id: KpId, invocation_counter: int, window_size: int
+    ) -> bool:
+        """Atomically record ``invocation_counter`` in the key's :class:`ReplayWindow` if the
+        window accepts it; else False (nothing changes)."""
+        ...
+
+    def retire(self, meter: bytes, kp_id: KpId) -> None:
+        """Forget the key and raise the meter's retirement floor to at least ``kp_id``."""
+        ...
+
+    def retired_floor(self, meter: bytes) -> KpId | None: ...
+
+    def expired(self, before: float) -> list[tuple[bytes, KpId]]:
+        """The keys whose not-after is before ``before``."""
+        ...
+
+
+class MemoryPayloadKeyStore:
+    """An in-memory :class:`PayloadKeyStore` (tests, examples, small deployments)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[bytes, KpId], ReceivedPayloadKey] = {}
+        self._replay: dict[tuple[bytes, KpId], ReplayWindow] = {}
+        self._floors: dict[bytes, KpId] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryPayloadKeyStore(keys={len(self._keys)}, meters_retired={len(self._floors)})"
+
+    def get(self, meter: bytes, kp_id: KpId) -> ReceivedPayloadKey | None:
+        slot = (bytes(meter), kp_id)
+        key = self._keys.get(slot)
+        if key is None:
+            return None
+        replay = self._replay.get(slot)
+        if replay == key.replay:
+            return key
+        return ReceivedPayloadKey(
+            key.meter_system_title,
+            key.kp_id,
+            key.payload_key,
+            key.not_before,
+            key.not_after,
+            key.first_invocation_counter,
+            key.ack_request,
+            key.ack_key,
+            key.control_digest,
+            key.control_invocation_counter,
+            replay,
+        )
+
+    def add(self, key: ReceivedPayloadKey) -> bool:
+        slot = (key.meter_system_title, key.kp_id)
+        if slot in self._keys:
+            return False
+        self._keys[slot] = key
+        if key.replay is not None:
+            self._replay[slot] = key.replay
+        return True
+
+    def accept_counter(
+        self, meter: bytes, kp_id: KpId, invocation_counter: int, window_size: int
+    ) -> bool:
+        slot = (bytes(meter), kp_id)
+        if slot not in self._keys:
+            return False
+        replay = self._replay.get(slot)
+        if replay is None:
+            self._replay[slot] = ReplayWindow(invocation_counter)
+            return True
+        if replay.refusal(invocation_counter, window_size) is not None:
+            return False
+        self._replay[slot] = replay.accept(invocation_counter, window_size)
+        return True
+
+    def retire(self, meter: bytes, kp_id: KpId) -> None:
+        slot = (bytes(meter), kp_id)
+        self._keys.pop(slot, None)
+        self._replay.pop(slot, None)
+        floor = self._floors.get(slot[0])
+        if floor is None or kp_id > floor:
+            self._floors[slot[0]] = kp_id
+
+    def retired_floor(self, meter: bytes) -> KpId | None:
+        return self._floors.get(bytes(meter))
+
+    def expired(self, before: float) -> list[tuple[bytes, KpId]]:
+        return [slot for slot, key in self._keys.items() if key.not_after < before]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlAccepted:
+    """A C2 accepted (or recognised as a retransmission) and the acknowledgement to send back."""
+
+    meter_system_title: bytes
+    kp_id: KpId
+    not_before: int
+    not_after: int
+    retransmission: bool
+    ack: GeneralCiphering | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedPayload:
+    """A verified C1: the DATA-NOTIFICATION it carried and the acknowledgement to send, if any."""
+
+    meter_system_title: bytes
+    kp_id: KpId
+    invocation_counter: int
+    notification: bytes
+    ack: GeneralCiphering | None
+
+
+def as_general_ciphering(apdu: GeneralCiphering | bytes) -> GeneralCiphering:
+    """``apdu`` itself, or the general-ciphering APDU that the bytes encode (else DecodeError)."""
+    if isinstance(apdu, GeneralCiphering):
+        return apdu
+    decoded = decode_apdu(apdu)
+    if not isinstance(decoded, GeneralCiphering):
+        raise DecodeError(
+            f"expected general-ciphering, got {type(decoded).__name__}", offset=0, expected="DD"
+        )
+    return decoded
+
+
+class HeadEndOpener:
+    """Opens the shared-payload traffic of the meters assigned to one head-end (module doc)."""
+
+    def __init__(
+        self,
+        *,
+        system_title: bytes,
+        credentials: MeterCredentials,
+        store: PayloadKeyStore,
+        agreement_private_key: ec.EllipticCurvePrivateKey | None = None,
+        clock_skew_s: float = 300.0,
+        allow_unauthenticated_agreement: bool = False,
+        replay_window: int = DEFAULT_REPLAY_WINDOW,
+    ) -> None:
+        if len(system_title) != SYSTEM_TITLE_LENGTH:
+            raise ValueError(f"a system title is 8 bytes, got {len(system_title)}")
+        if clock_skew_s < 0:
+            raise ValueError("clock_skew_s must not be negative")
+        if not 1 <= replay_window <= 1024:
+            raise ValueError("replay_window must be 1 to 1024 counters")
+        self.replay_window = replay_window
+        self.system_title = bytes(system_title)
+        self._credentials = credentials
+        self._store = store
+        self._agreement_key = agreement_private_key
+        self.clock_skew_s = clock_skew_s
+        self._allow_unauthenticated = allow_unauthenticated_agreement
+        self._gcm: dict[tuple[bytes, KpId], SymmetricKeys] = {}
+
+    def __repr__(self) -> str:
+        return f"HeadEndOpener({self.system_title.hex().upper()}, store={self._store!r})"
+
+    def _check_floor(self, meter: bytes, kp_id: KpId) -> None:
+        floor = self._store.retired_floor(meter)
+        if floor is not None and kp_id <= floor:
+            raise StaleKeyId("retired", meter_system_title=meter, kp_id=kp_id.to_bytes())
+
+    def _check_assigned(self, meter: bytes) -> None:
+        if self._allow_unauthenticated:
+            return
+        credentials = self._credentials
+        if (
+            credentials.shared_key(meter) is None
+            and credentials.agreement_public_key(meter) is None
+        ):
+            raise MeterNotAssigned(meter)
+
+    def _check_window(self, key: ReceivedPayloadKey, now: float) -> None:
+        if now > key.not_after + self.clock_skew_s:
+            self.retire(key.meter_system_title, key.kp_id)
+            raise StaleKeyId(
+                "expired", meter_system_title=key.meter_system_title, kp_id=key.kp_id.to_bytes()
+            )
+        if now < key.not_before - self.clock_skew_s:
+            raise KeyNotYetValid(
+                f"payload key {key.kp_id}",
+                not_before=key.not_before,
+                now=now,
+                tolerance_s=self.clock_skew_s,
+            )
+
+    def _ack(self, key: ReceivedPayloadKey, ic: int, kind: AckKind) -> GeneralCiphering:
+        return seal_ack(
+            AckBody(key.kp_id, ic, kind),
+            ack_key=key.ack_key,
+            head_end_system_title=self.system_title,
+            meter_system_title=key.meter_system_title,
+        )
+
+    # --- C2 ----------------------------------------------------------------------------------
+
+    def accept_c2(self, apdu: GeneralCiphering | bytes, now: float) -> ControlAccepted:
+        """Accept a control message addressed to us (specs §9.1, §10)."""
+        c2 = as_general_ciphering(apdu)
+        if message_kind(c2) is not MessageKind.CONTROL:
+            raise DecodeError("not a control message (C2)", expected="wrapped-key or agreed-key")
+        if c2.recipient_system_title != self.system_title:
+            raise MisaddressedMessage(
+                "C2 for another head-end",
+                expected=self.system_title,
+                received=c2.recipient_system_title,
+            )
+        meter = bytes(c2.originator_system_title)
+        if len(meter) != SYSTEM_TITLE_LENGTH:
+            raise DecodeError("a C2 names its meter in 8 bytes", expected="08 <meter ST>")
+        kp_id = KpId.from_bytes(c2.transaction_id)
+        digest = hashlib.sha256(c2.encode()).digest()
+        known = self._store.get(meter, kp_id)
+        if known is not None:
+            self._check_window(known, now)
+            if known.control_digest != digest:
+                raise ControlConflict(
+                    f"a different C2 for kp_id {kp_id} of meter {meter.hex().upper()} was "
+                    "accepted before"
+                )
+            return self._accepted(known, retransmission=True)
+        self._check_floor(meter, kp_id)
+        self._check_assigned(meter)
+        opened = open_control(
+            c2,
+            shared_key=self._credentials.shared_key(meter),
+            agreement_private_key=self._agreement_key,
+            meter_agreement_public_key=self._credentials.agreement_public_key(meter),
+            allow_unauthenticated=self._allow_unauthenticated,
+        )
+        body = opened.body
+        key = ReceivedPayloadKey(
+            meter,
+            kp_id,
+            opened.payload_key,
+            body.not_before,
+            body.not_after,
+            body.first_invocation_counter,
+            body.ack_request,
+            opened.ack_key,
+            digest,
+            c2.invocation_counter,
+        )
+        self._check_window(key, now)
+        if not self._store.add(key):
+            raise ControlConflict(f"kp_id {kp_id} of meter {meter.hex().upper()} is already stored")
+        return self._accepted(key, retransmission=False)
+
+    def _accepted(self, key: ReceivedPayloadKey, *, retransmission: bool) -> ControlAccepted:
+        ack = None
+        if key.ack_request & AckRequest.CONTROL:
+            ack = self._ack(key, key.control_invocation_counter, AckKind.CONTROL)
+        return ControlAccepted(
+            key.meter_system_title, key.kp_id, key.not_before, key.not_after, retransmission, ack
+        )
+
+    # --- C1 ----------------------------------------------------------------------------------
+
+    def open_c1(self, apdu: GeneralCiphering | bytes, now: float) -> OpenedPayload:
+        """Verify and decrypt a shared payload (specs §9.1, §10)."""
+        c1 = as_general_ciphering(apdu)
+        if message_kind(c1) is not MessageKind.PAYLOAD:
+            raise DecodeError("not a shared payload (C1)", expected="no recipient, no key-info")
+        kp_id = check_payload_shape(c1)
+        meter = bytes(c1.originator_system_title)
+        slot = (meter, kp_id)
+        key = self._store.get(meter, kp_id)
+        if key is None:
+            self._check_floor(meter, kp_id)
+            self._check_assigned(meter)
+            raise PayloadKeyUnknown(meter, kp_id.to_bytes())
+        self._check_window(key, now)
+        ic = c1.invocation_counter
+        if ic < key.first_invocation_counter:
+            raise ReplayError(
+                f"C1 invocation counter {ic} is below the first one announced for kp_id {kp_id}",
+                received=ic,
+                expected_min=key.first_invocation_counter,
+            )
+        if key.replay is not None:
+            refusal = key.replay.refusal(ic, self.replay_window)
+            if refusal is not None:
+                raise refusal
+        gcm = self._gcm.get(slot)
+        if gcm is None:
+            if len(self._gcm) >= _KEY_CACHE_SIZE:
+                self._gcm.pop(next(iter(self._gcm)))
+            gcm = self._gcm[slot] = SymmetricKeys(key.payload_key)
+        notification = open_payload(c1, gcm)
+        if not self._store.accept_counter(meter, kp_id, ic, self.replay_window):
+            raise ReplayError(
+                f"C1 invocation counter {ic} of kp_id {kp_id} was accepted meanwhile",
+                received=ic,
+            )
+        ack = None
+        if key.ack_request & AckRequest.PAYLOADS:
+            ack = self._ack(key, ic, AckKind.PAYLOAD)
+        return OpenedPayload(meter, kp_id, ic, notification, ack)
+
+    # --- retirement --------------------------------------------------------------------------
+
+    def retire(self, meter: bytes, kp_id: KpId) -> None:
+        """Retire ``kp_id`` of ``meter`` now: it and every kp_id at or below it are refused."""
+        self._store.retire(meter, kp_id)
+        self._gcm.pop((bytes(meter), kp_id), None)
+
+    def expire(self, now: float) -> list[tuple[bytes, KpId]]:
+        """Retire every key whose window (widened by the clock skew) has passed."""
+        gone = self._store.expired(now - self.clock_skew_s)
+        for meter, kp_id in gone:
+            self.retire(meter, kp_id)
+        return gone
