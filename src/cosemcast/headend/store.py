@@ -1,0 +1,422 @@
+"""The head-end's durable state in one SQLite file (specs/shared-payload.md §9.2, §9.3).
+
+Theory of operation. :class:`SqliteHeadEndStore` implements three things on one WAL-mode
+connection (``synchronous=FULL`` by default, every change a ``BEGIN IMMEDIATE`` … ``COMMIT``;
+``synchronous="NORMAL"`` trades the last commits on power loss for ingest speed):
+
+* the :class:`~cosemcast.sharedpayload.headend.PayloadKeyStore` protocol: one row per
+  (meter system title, kp_id) holding ``Kp``, its validity window, first IC, ack flags, ``Ka``,
+  the digest and IC of the accepted C2, a state (``active`` or ``retired``; a retired row keeps
+  no key bytes) and the C1 replay window (highest IC and bitmap as a big-endian BLOB), updated
+  atomically by :meth:`accept_counter` with the pure rule of
+  :class:`~cosemcast.sharedpayload.headend.ReplayWindow`; plus the retirement floor per meter;
+* the :class:`~cosemcast.sharedpayload.headend.MeterCredentials` protocol: the ``Ks`` this
+  head-end shares with each meter and the meters' static P-256 agreement keys;
+* a parking table for C1s whose ``Kp`` has not arrived, bounded by count and age, so that a
+  restart loses no parked C1; what leaves unopened is returned to be reported.
+
+**Keys are stored in clear in this file for now** (``Kp``, ``Ka`` and ``Ks``): protect the file
+like a key file (mode 0600). They never appear in a repr, a log line or an exception.
+
+Schema: a ``schema_version`` table and the migrations in :data:`_MIGRATIONS`, applied in order
+on open (the convention of :mod:`cosemcast.security.counters`). The file remembers the head-end
+system title it was created for and refuses to serve another one. Thread-safe (one lock).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from cosemcast.errors import SecurityError
+from cosemcast.sharedpayload.headend import ReceivedPayloadKey, ReplayWindow
+from cosemcast.sharedpayload.messages import AckRequest, KpId
+
+__all__ = ["SCHEMA_VERSION", "HeadEndStoreError", "ParkedC1", "SqliteHeadEndStore"]
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE payload_keys ("
+        " meter BLOB NOT NULL, kp_id BLOB NOT NULL,"
+        " state TEXT NOT NULL CHECK (state IN ('active', 'retired')),"
+        " payload_key BLOB, ack_key BLOB,"
+        " not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+        " first_ic INTEGER NOT NULL, ack_request INTEGER NOT NULL,"
+        " control_digest BLOB NOT NULL, control_ic INTEGER NOT NULL,"
+        " replay_highest INTEGER, replay_bitmap BLOB,"
+        " PRIMARY KEY (meter, kp_id)) WITHOUT ROWID",
+        "CREATE INDEX payload_keys_not_after ON payload_keys (state, not_after)",
+        "CREATE TABLE retired_floors (meter BLOB PRIMARY KEY, kp_id BLOB NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE credentials (meter BLOB PRIMARY KEY, shared_key BLOB,"
+        " agreement_public_key BLOB) WITHOUT ROWID",
+        "CREATE TABLE parked (serial INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " meter BLOB NOT NULL, kp_id BLOB NOT NULL, apdu BLOB NOT NULL,"
+        " parked_at REAL NOT NULL)",
+        "CREATE INDEX parked_by_key ON parked (meter, kp_id, serial)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class HeadEndStoreError(SecurityError):
+    """The head-end store cannot be used (database error, wrong schema or head-end, closed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedC1:
+    """A C1 that waited in the parking table (returned when it leaves unopened)."""
+
+    serial: int
+    meter_system_title: bytes
+    kp_id: KpId
+    apdu: bytes
+    parked_at: float
+
+
+def _bitmap_bytes(bitmap: int) -> bytes:
+    return bitmap.to_bytes(max(1, (bitmap.bit_length() + 7) // 8), "big")
+
+
+class SqliteHeadEndStore:
+    """Key store, credentials and parking of one head-end in a SQLite file (module doc)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        system_title: bytes,
+        parking_capacity: int = 10_000,
+        parking_max_age_s: float = 3_600.0,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        if len(system_title) != 8:
+            raise ValueError(f"a system title is 8 bytes, got {len(system_title)}")
+        if parking_capacity < 1 or parking_max_age_s <= 0:
+            raise ValueError("parking_capacity and parking_max_age_s must be positive")
+        self.path = Path(path)
+        self.system_title = bytes(system_title)
+        self.parking_capacity = parking_capacity
+        self.parking_max_age_s = parking_max_age_s
+        self._lock = threading.RLock()
+        self._closed = False
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise HeadEndStoreError(f"{self.path}: cannot open the head-end store: {exc}") from exc
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise HeadEndStoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+            if synchronous not in ("FULL", "NORMAL"):
+                raise ValueError("synchronous is FULL or NORMAL")
+            self._conn.execute(f"PRAGMA synchronous={synchronous}")
+            with self._transaction() as conn:
+                self._migrate(conn)
+                self._check_owner(conn)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise HeadEndStoreError(f"{self.path}: cannot open the head-end store: {exc}") from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SqliteHeadEndStore({str(self.path)!r}, {self.system_title.hex().upper()})"
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+            version = 0
+        else:
+            version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise HeadEndStoreError(
+                f"{self.path}: schema version {version} is newer than this code ({SCHEMA_VERSION})"
+            )
+        for step in _MIGRATIONS[version:]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    def _check_owner(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE name = 'system_title'").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('system_title', ?)", (self.system_title,)
+            )
+        elif bytes(row[0]) != self.system_title:
+            raise HeadEndStoreError(
+                f"{self.path} belongs to head-end {bytes(row[0]).hex().upper()}, "
+                f"not {self.system_title.hex().upper()}"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._closed:
+                raise HeadEndStoreError("the head-end store is closed")
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise HeadEndStoreError(f"{self.path}: {exc}") from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A read outside any explicit transaction (SQLite reads are atomic statements)."""
+        with self._lock:
+            if self._closed:
+                raise HeadEndStoreError("the head-end store is closed")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise HeadEndStoreError(f"{self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> SqliteHeadEndStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- PayloadKeyStore ---------------------------------------------------------------------
+
+    def get(self, meter: bytes, kp_id: KpId) -> ReceivedPayloadKey | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT payload_key, not_before, not_after, first_ic, ack_request, ack_key,"
+                " control_digest, control_ic, replay_highest, replay_bitmap FROM payload_keys"
+                " WHERE meter = ? AND kp_id = ? AND state = 'active'",
+                (bytes(meter), kp_id.to_bytes()),
+            ).fetchone()
+        if row is None:
+            return None
+        replay = None
+        if row[8] is not None:
+            replay = ReplayWindow(int(row[8]), int.from_bytes(bytes(row[9]), "big"))
+        return ReceivedPayloadKey(
+            bytes(meter),
+            kp_id,
+            bytes(row[0]),
+            int(row[1]),
+            int(row[2]),
+            int(row[3]),
+            AckRequest(int(row[4])),
+            bytes(row[5]),
+            bytes(row[6]),
+            int(row[7]),
+            replay,
+        )
+
+    def add(self, key: ReceivedPayloadKey) -> bool:
+        replay = key.replay
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO payload_keys (meter, kp_id, state, payload_key, ack_key,"
+                " not_before, not_after, first_ic, ack_request, control_digest, control_ic,"
+                " replay_highest, replay_bitmap) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?, ?)",
+                (
+                    key.meter_system_title,
+                    key.kp_id.to_bytes(),
+                    key.payload_key,
+                    key.ack_key,
+                    key.not_before,
+                    key.not_after,
+                    key.first_invocation_counter,
+                    int(key.ack_request),
+                    key.control_digest,
+                    key.control_invocation_counter,
+                    None if replay is None else replay.highest,
+                    None if replay is None else _bitmap_bytes(replay.bitmap),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def accept_counter(
+        self, meter: bytes, kp_id: KpId, invocation_counter: int, window_size: int
+    ) -> bool:
+        slot = (bytes(meter), kp_id.to_bytes())
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT replay_highest, replay_bitmap FROM payload_keys"
+                " WHERE meter = ? AND kp_id = ? AND state = 'active'",
+                slot,
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] is None:
+                window = ReplayWindow(invocation_counter)
+            else:
+                current = ReplayWindow(int(row[0]), int.from_bytes(bytes(row[1]), "big"))
+                if current.refusal(invocation_counter, window_size) is not None:
+                    return False
+                window = current.accept(invocation_counter, window_size)
+            conn.execute(
+                "UPDATE payload_keys SET replay_highest = ?, replay_bitmap = ?"
+                " WHERE meter = ? AND kp_id = ?",
+                (window.highest, _bitmap_bytes(window.bitmap), *slot),
+            )
+            return True
+
+    def retire(self, meter: bytes, kp_id: KpId) -> None:
+        slot = (bytes(meter), kp_id.to_bytes())
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE payload_keys SET state = 'retired', payload_key = NULL, ack_key = NULL"
+                " WHERE meter = ? AND kp_id = ?",
+                slot,
+            )
+            # kp_ids compare as big-endian u64, and so as 8-byte BLOBs (specs §3.1).
+            conn.execute(
+                "INSERT INTO retired_floors (meter, kp_id) VALUES (?, ?) ON CONFLICT (meter)"
+                " DO UPDATE SET kp_id = max(kp_id, excluded.kp_id)",
+                slot,
+            )
+
+    def retired_floor(self, meter: bytes) -> KpId | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT kp_id FROM retired_floors WHERE meter = ?", (bytes(meter),)
+            ).fetchone()
+        return None if row is None else KpId.from_bytes(bytes(row[0]))
+
+    def expired(self, before: float) -> list[tuple[bytes, KpId]]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT meter, kp_id FROM payload_keys WHERE state = 'active' AND not_after < ?",
+                (before,),
+            ).fetchall()
+        return [(bytes(m), KpId.from_bytes(bytes(k))) for m, k in rows]
+
+    def key_count(self) -> int:
+        """Active payload keys."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT count(*) FROM payload_keys WHERE state = 'active'")
+            return int(row.fetchone()[0])
+
+    # --- MeterCredentials --------------------------------------------------------------------
+
+    def set_credentials(
+        self,
+        meter: bytes,
+        *,
+        shared_key: bytes | None = None,
+        agreement_public_key: ec.EllipticCurvePublicKey | None = None,
+    ) -> None:
+        """Record (replace) what this head-end knows about ``meter``."""
+        if len(meter) != 8:
+            raise ValueError(f"a system title is 8 bytes, got {len(meter)}")
+        if shared_key is not None and len(shared_key) != 16:
+            raise ValueError(f"Ks is 16 bytes, got {len(shared_key)}")
+        point = None
+        if agreement_public_key is not None:
+            point = agreement_public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO credentials (meter, shared_key, agreement_public_key)"
+                " VALUES (?, ?, ?)",
+                (bytes(meter), shared_key, point),
+            )
+
+    def shared_key(self, meter_system_title: bytes) -> bytes | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT shared_key FROM credentials WHERE meter = ?", (bytes(meter_system_title),)
+            ).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def agreement_public_key(self, meter_system_title: bytes) -> ec.EllipticCurvePublicKey | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT agreement_public_key FROM credentials WHERE meter = ?",
+                (bytes(meter_system_title),),
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(row[0]))
+
+    # --- parking -----------------------------------------------------------------------------
+
+    def park(self, meter: bytes, kp_id: KpId, apdu: bytes, now: float) -> list[ParkedC1]:
+        """Park one C1; returns what left unopened to make room or by age (oldest first)."""
+        with self._transaction() as conn:
+            gone = self._expire_parked(conn, now)
+            count = int(conn.execute("SELECT count(*) FROM parked").fetchone()[0])
+            excess = count + 1 - self.parking_capacity
+            if excess > 0:
+                rows = conn.execute(
+                    "SELECT serial, meter, kp_id, apdu, parked_at FROM parked"
+                    " ORDER BY serial LIMIT ?",
+                    (excess,),
+                ).fetchall()
+                gone.extend(self._take(conn, rows))
+            conn.execute(
+                "INSERT INTO parked (meter, kp_id, apdu, parked_at) VALUES (?, ?, ?, ?)",
+                (bytes(meter), kp_id.to_bytes(), bytes(apdu), now),
+            )
+        return gone
+
+    def release(self, meter: bytes, kp_id: KpId) -> list[ParkedC1]:
+        """Take out the C1s parked for (meter, kp_id), in arrival order."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT serial, meter, kp_id, apdu, parked_at FROM parked"
+                " WHERE meter = ? AND kp_id = ? ORDER BY serial",
+                (bytes(meter), kp_id.to_bytes()),
+            ).fetchall()
+            return self._take(conn, rows)
+
+    def expire_parked(self, now: float) -> list[ParkedC1]:
+        """Remove and return the C1s parked longer than ``parking_max_age_s``."""
+        with self._transaction() as conn:
+            return self._expire_parked(conn, now)
+
+    def parked_count(self) -> int:
+        with self._reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM parked").fetchone()[0])
+
+    def _expire_parked(self, conn: sqlite3.Connection, now: float) -> list[ParkedC1]:
+        rows = conn.execute(
+            "SELECT serial, meter, kp_id, apdu, parked_at FROM parked WHERE parked_at < ?"
+            " ORDER BY serial",
+            (now - self.parking_max_age_s,),
+        ).fetchall()
+        return self._take(conn, rows)
+
+    @staticmethod
+    def _take(
+        conn: sqlite3.Connection, rows: list[tuple[int, bytes, bytes, bytes, float]]
+    ) -> list[ParkedC1]:
+        conn.executemany("DELETE FROM parked WHERE serial = ?", [(row[0],) for row in rows])
+        return [
+            ParkedC1(int(s), bytes(m), KpId.from_bytes(bytes(k)), bytes(a), float(t))
+            for s, m, k, a, t in rows
+        ]
