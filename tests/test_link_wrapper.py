@@ -176,3 +176,18 @@ def test_stream_arbitrary_bytes_only_decode_error(chunks: list[bytes]) -> None:
                 pass
     except DecodeError:
         pass
+
+
+@given(st.binary(min_size=8, max_size=8))
+def test_header_struct_path_matches_construct_schema(raw: bytes) -> None:
+    # The hot-path struct read and the normative construct schema agree on every header.
+    from cosemcast.link._schemas import WRAPPER_HEADER
+    from cosemcast.link.wrapper import _HEADER_STRUCT
+
+    parsed = WRAPPER_HEADER.parse(raw)
+    assert _HEADER_STRUCT.unpack(raw) == (
+        parsed.version,
+        parsed.source_wport,
+        parsed.destination_wport,
+        parsed.length,
+    )

@@ -9,24 +9,38 @@ B  A 13-element DATA-NOTIFICATION inside general-glo-ciphering, suite 0, securit
    0x30: parsed, tag verified, decrypted and the notification decoded to typed values.
 G  The AES-GCM decrypt+verify primitive alone: cosemcast's one-shot path against the
    ``Cipher(AES, GCM(iv, tag, min_tag_length=12))`` path that a 12-byte tag seems to force.
+I  Head-end ingest of shared payloads (issue 4 item 6, specs/shared-payload.md §9): many
+   simulated meters (``PayloadSealer``, 1,000 meters × 3 kp_ids by default, each C2 accepted
+   by the ``HeadEndOpener`` first, Kp renewed between the C1s of a meter, the meters
+   interleaved), every C1 a wrapper datagram; per message: wrapper decode, C1 decode, Kp
+   lookup, replay window, tag verify + decrypt, DATA-NOTIFICATION decoded to typed values.
+   Measured twice: in process from a list of datagrams, and end to end with real UDP
+   datagrams on 127.0.0.1 sent by another process (on the other CPU when there is one) and
+   received and processed by this one, pinned to one CPU. Target: 50,000 C1/s.
 
 When ``dlms-cosem`` is installed (``pip install dlms-cosem==21.3.2``, its last MIT release),
 the same bytes go through it in the same run and the ratio is printed. The bytes of both
 cases are produced by cosemcast's encoders and checked to decode identically in both
 libraries before timing.
 
-Usage: ``python tools/bench.py [--seconds S] [--json]``. The process pins itself to one CPU.
+Usage: ``python tools/bench.py [--seconds S] [--json] [--cases ABGI] [--meters M]
+[--kp-ids K] [--per-kp N]``. The process pins itself to one CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
+import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cosemcast.apdu import decode_apdu
@@ -44,8 +58,19 @@ from cosemcast.axdr import (
     Structure,
     encode_data,
 )
+from cosemcast.errors import DecodeError
+from cosemcast.link.wrapper import WrapperFrame
 from cosemcast.security.gcm import SymmetricKeys, protect, unprotect
 from cosemcast.security.protection import cipher_apdu, decipher_apdu
+from cosemcast.sharedpayload import (
+    HeadEndAssignment,
+    HeadEndOpener,
+    MemoryCounterSource,
+    MemoryPayloadKeyStore,
+    PayloadSealer,
+    RenewalPolicy,
+    StaticMeterCredentials,
+)
 
 EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
@@ -128,13 +153,15 @@ def ours_b(raw: bytes) -> Any:
 
 def dlms_cosem_cases() -> dict[str, Callable[[bytes], Any]] | None:
     try:
-        from dlms_cosem import security as dc_security
-        from dlms_cosem import utils as dc_utils
-        from dlms_cosem.protocol.xdlms.data_notification import (
+        from dlms_cosem import security as dc_security  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        from dlms_cosem import utils as dc_utils  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        from dlms_cosem.protocol.xdlms.data_notification import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
             DataNotification as DcDataNotification,
         )
-        from dlms_cosem.protocol.xdlms.general_global_cipher import GeneralGlobalCipher
-        from dlms_cosem.protocol.xdlms.get import GetResponseFactory
+        from dlms_cosem.protocol.xdlms.general_global_cipher import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+            GeneralGlobalCipher,
+        )
+        from dlms_cosem.protocol.xdlms.get import GetResponseFactory  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError:
         return None
 
@@ -183,6 +210,221 @@ def gcm_cases() -> tuple[Callable[[], Any], Callable[[], Any]]:
     return fast, cipher_path
 
 
+# --- case I: head-end ingest -------------------------------------------------------------------
+
+INGEST_HEAD_END = bytes.fromhex("4D4D4D00000000E1")
+INGEST_NOW = 1_700_000_000
+C1_WPORT = 0x0066
+END_OF_RUN = b"cosemcast-bench-end"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestTraffic:
+    """What the simulated meters sent: the C2s (to accept first) and the C1 datagrams."""
+
+    shared_keys: dict[bytes, bytes]
+    controls: list[bytes]
+    datagrams: list[bytes]
+    meters: int
+    kp_ids: int
+
+
+def _meter_notification(index: int) -> bytes:
+    """A DATA-NOTIFICATION of one meter: clock, four registers, voltages, currents, status."""
+    body = Structure(
+        [
+            _clock(index % 96),
+            DoubleLongUnsigned(1_000_000 + index * 37),
+            DoubleLongUnsigned(20_000 + index),
+            DoubleLongUnsigned(index * 11 % 100_000),
+            DoubleLongUnsigned(7),
+            LongUnsigned(2300 + index % 11),
+            LongUnsigned(2298 + index % 7),
+            LongUnsigned(2301 + index % 5),
+            Long(index % 100 - 50),
+            Enumerated(0),
+            OctetString(b"M%07d" % index),
+        ]
+    )
+    return bytes.fromhex("0F") + (index + 1).to_bytes(4, "big") + b"\x00" + encode_data(body)
+
+
+def make_ingest_traffic(meters: int, kp_ids: int, per_kp: int) -> IngestTraffic:
+    """Seal the traffic with the real meter side: one ``PayloadSealer`` per meter, renewed
+    ``kp_ids`` times, ``per_kp`` C1s under each Kp; C1s interleaved across meters."""
+    shared: dict[bytes, bytes] = {}
+    controls: list[bytes] = []
+    per_meter: list[list[bytes]] = []
+    policy = RenewalPolicy(max_payloads=None, max_age_s=86_400)
+    for m in range(meters):
+        title = b"MMM\x00" + m.to_bytes(4, "big")
+        ks = os.urandom(16)
+        shared[title] = ks
+        sealer = PayloadSealer(
+            system_title=title,
+            head_ends=[HeadEndAssignment(INGEST_HEAD_END, ks)],
+            counters=MemoryCounterSource(),
+            rng=os.urandom,
+            policy=policy,
+        )
+        notification = _meter_notification(m)
+        sent: list[bytes] = []
+        for k in range(kp_ids):
+            sealer.renew(INGEST_NOW + k)
+            for _ in range(per_kp):
+                apdu = sealer.seal_c1(notification, INGEST_NOW + k).encode()
+                sent.append(WrapperFrame(C1_WPORT, C1_WPORT, apdu).encode())
+        controls.extend(entry.apdu.encode() for entry in sealer.controls)
+        per_meter.append(sent)
+    datagrams = [sent[i] for i in range(kp_ids * per_kp) for sent in per_meter]
+    return IngestTraffic(shared, controls, datagrams, meters, kp_ids)
+
+
+def ingest_opener(traffic: IngestTraffic) -> HeadEndOpener:
+    """A head-end with every meter's Ks, every C2 accepted (specs §9.1)."""
+    opener = HeadEndOpener(
+        system_title=INGEST_HEAD_END,
+        credentials=StaticMeterCredentials(traffic.shared_keys),
+        store=MemoryPayloadKeyStore(),
+    )
+    for c2 in traffic.controls:
+        opener.accept_c2(c2, INGEST_NOW)
+    return opener
+
+
+def wrapper_apdu(datagram: bytes) -> bytes:
+    """The APDU of a wrapper datagram, by the library (``WrapperFrame.decode``)."""
+    return WrapperFrame.decode(datagram).apdu
+
+
+_WRAPPER_HEADER = struct.Struct(">HHHH")
+
+
+def wrapper_apdu_struct(datagram: bytes) -> bytes:
+    """What-if: the same checks as ``WrapperFrame.decode`` (version 1, length 1..65535 and
+    equal to what follows), the header read with ``struct`` instead of construct."""
+    if len(datagram) < 8:
+        raise DecodeError("truncated wrapper header", offset=len(datagram), expected="8 bytes")
+    version, _, _, length = _WRAPPER_HEADER.unpack_from(datagram)
+    if version != 1 or not length or len(datagram) != 8 + length:
+        raise DecodeError("not one wrapper frame", offset=0, expected="version 1, exact length")
+    return datagram[8:]
+
+
+def ingest_one(
+    opener: HeadEndOpener, datagram: bytes, unwrap: Callable[[bytes], bytes] = wrapper_apdu
+) -> DataNotification:
+    """One C1 datagram through the head-end: wrapper, C1, Kp, replay, tag, typed readings."""
+    opened = opener.open_c1(unwrap(datagram), INGEST_NOW)
+    notification = decode_apdu(opened.notification)
+    if not isinstance(notification, DataNotification):
+        raise AssertionError("a C1 opened to something else than a DATA-NOTIFICATION")
+    return notification
+
+
+def ingest_in_process(traffic: IngestTraffic, rounds: int = 3) -> dict[str, float]:
+    """C1/s of the whole path and of its stages, from a list (best of ``rounds``)."""
+    best: dict[str, float] = {}
+
+    def keep(name: str, count: int, seconds: float) -> None:
+        best[name] = max(best.get(name, 0.0), count / seconds)
+
+    datagrams = traffic.datagrams
+    n = len(datagrams)
+    for _ in range(rounds):
+        for name, unwrap in (
+            ("total_per_s", wrapper_apdu),
+            ("struct_total_per_s", wrapper_apdu_struct),
+        ):
+            opener = ingest_opener(traffic)
+            t0 = time.perf_counter()
+            for datagram in datagrams:
+                ingest_one(opener, datagram, unwrap)
+            keep(name, n, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        apdus = [WrapperFrame.decode(d).apdu for d in datagrams]
+        keep("wrapper_decode_per_s", n, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        opener = ingest_opener(traffic)
+        keep("c2_accept_per_s", len(traffic.controls), time.perf_counter() - t0)
+        open_c1 = opener.open_c1
+        t0 = time.perf_counter()
+        plains = [open_c1(apdu, INGEST_NOW).notification for apdu in apdus]
+        keep("open_c1_per_s", n, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for plain in plains:
+            decode_apdu(plain)
+        keep("typed_decode_per_s", n, time.perf_counter() - t0)
+    return best
+
+
+def _ingest_sender(
+    port: int, datagrams: list[bytes], progress: Any, window: int, cpu: int | None
+) -> None:
+    """The meters: send every datagram, never more than ``window`` ahead of the receiver, in
+    bursts of ``window // 2`` with sleeps between them: a CPU kept busy next to the receiver
+    slows it down (by about 30 % on the 2-vCPU machine of issue 4)."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sendto, address = sock.sendto, ("127.0.0.1", port)
+    for i, datagram in enumerate(datagrams):
+        if i - progress.value > window:
+            while i - progress.value > window // 2:
+                time.sleep(0.001)
+        sendto(datagram, address)
+    for _ in range(5):
+        sendto(END_OF_RUN, address)
+        time.sleep(0.05)
+    sock.close()
+
+
+def ingest_over_udp(
+    traffic: IngestTraffic,
+    sender_cpu: int | None,
+    unwrap: Callable[[bytes], bytes] = wrapper_apdu,
+) -> dict[str, float]:
+    """Receive the C1 datagrams from a sender process and process each as it arrives."""
+    opener = ingest_opener(traffic)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10.0)
+    context = multiprocessing.get_context("fork")
+    progress = context.RawValue("q", 0)
+    sender = context.Process(
+        target=_ingest_sender,
+        args=(sock.getsockname()[1], traffic.datagrams, progress, 1024, sender_cpu),
+        daemon=True,
+    )
+    sender.start()
+    recv = sock.recv
+    received = failed = 0
+    t0 = time.perf_counter()
+    try:
+        datagram = recv(2048)
+        t0 = time.perf_counter()
+        while datagram != END_OF_RUN:
+            ingest_one(opener, datagram, unwrap)
+            received += 1
+            if not received & 63:
+                progress.value = received
+            datagram = recv(2048)
+    except TimeoutError:
+        failed = 1
+    elapsed = time.perf_counter() - t0
+    sender.join(5)
+    if sender.is_alive():
+        sender.kill()
+    sock.close()
+    return {
+        "udp_per_s": received / elapsed if received else 0.0,
+        "udp_received": received,
+        "udp_sent": len(traffic.datagrams),
+        "udp_timed_out": failed,
+    }
+
+
 # --- runner ----------------------------------------------------------------------------------
 
 
@@ -221,12 +463,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--cases", default="ABGI", help="which cases to run (default ABGI)")
+    parser.add_argument("--meters", type=int, default=1000, help="case I: simulated meters")
+    parser.add_argument("--kp-ids", type=int, default=3, help="case I: kp_ids per meter")
+    parser.add_argument("--per-kp", type=int, default=40, help="case I: C1s per kp_id")
     args = parser.parse_args(argv)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    cases = set(args.cases.upper())
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if cpus:
+        os.sched_setaffinity(0, {cpus[0]})
 
     raw_a, raw_b = make_case_a(), make_case_b()
-    theirs = dlms_cosem_cases()
+    theirs = dlms_cosem_cases() if cases & {"A", "B"} else None
     results: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -235,46 +483,101 @@ def main(argv: list[str] | None = None) -> int:
     }
     ours = {"A": ours_a, "B": ours_b}
     for case, raw in (("A", raw_a), ("B", raw_b)):
-        fns: list[Callable[[], Any]] = [lambda f=ours[case], r=raw: f(r)]
+        if case not in cases:
+            continue
+        fns: list[Callable[[], Any]] = [partial(ours[case], raw)]
         if theirs is not None:
             theirs[case](raw)  # must decode the same bytes without error
-            fns.append(lambda f=theirs[case], r=raw: f(r))
+            fns.append(partial(theirs[case], raw))
         measured = rates(fns, args.seconds)
         entry: dict[str, Any] = {"cosemcast_per_s": measured[0]}
         if theirs is not None:
             entry["dlms_cosem_per_s"] = measured[1]
             entry["ratio"] = measured[0] / measured[1]
         results["cases"][case] = entry
-    g_fast, g_slow = rates(list(gcm_cases()), args.seconds)
-    results["cases"]["G"] = {
-        "one_shot_per_s": g_fast,
-        "cipher_path_per_s": g_slow,
-        "ratio": g_fast / g_slow,
-    }
+    if "G" in cases:
+        g_fast, g_slow = rates(list(gcm_cases()), args.seconds)
+        results["cases"]["G"] = {
+            "one_shot_per_s": g_fast,
+            "cipher_path_per_s": g_slow,
+            "ratio": g_fast / g_slow,
+        }
+    if "I" in cases:
+        traffic = make_ingest_traffic(args.meters, args.kp_ids, args.per_kp)
+        entry = {
+            "meters": traffic.meters,
+            "kp_ids": traffic.meters * traffic.kp_ids,
+            "c1": len(traffic.datagrams),
+            "datagram_bytes": len(traffic.datagrams[0]),
+            "sender_cpu": cpus[1] if len(cpus) > 1 else None,
+        }
+        entry.update(ingest_in_process(traffic))
+        runs = [ingest_over_udp(traffic, entry["sender_cpu"]) for _ in range(2)]
+        entry.update(max(runs, key=lambda run: run["udp_per_s"]))
+        entry["struct_udp_per_s"] = max(
+            ingest_over_udp(traffic, entry["sender_cpu"], wrapper_apdu_struct)["udp_per_s"]
+            for _ in range(2)
+        )
+        results["cases"]["I"] = entry
 
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
+    _print_results(results, theirs is not None, raw_a, raw_b)
+    return 0
+
+
+def _print_results(results: dict[str, Any], side_by_side: bool, raw_a: bytes, raw_b: bytes) -> None:
     print(f"cosemcast benchmark, one core, Python {results['python']} ({results['machine']})")
-    if theirs is None:
+    done = results["cases"]
+    if not side_by_side and done.keys() & {"A", "B"}:
         print("dlms-cosem not installed: no side-by-side figures (pip install dlms-cosem==21.3.2)")
     labels = {
         "A": f"A  GET.response profile buffer, 100 rows ({len(raw_a)} B)",
         "B": f"B  general-glo-ciphering DATA-NOTIFICATION, 13 elements ({len(raw_b)} B)",
     }
     for case in ("A", "B"):
-        e = results["cases"][case]
+        if case not in done:
+            continue
+        e = done[case]
         line = f"{labels[case]:<64} cosemcast {e['cosemcast_per_s']:>10,.0f}/s"
         if "dlms_cosem_per_s" in e:
             line += f"   dlms-cosem {e['dlms_cosem_per_s']:>9,.0f}/s   ratio {e['ratio']:.1f}x"
         print(line)
-    g = results["cases"]["G"]
-    print(
-        f"{'G  AES-GCM-128 decrypt+verify, 12-byte tag':<64} "
-        f"one-shot  {g['one_shot_per_s']:>10,.0f}/s"
-        f"   Cipher/GCM {g['cipher_path_per_s']:>9,.0f}/s   ratio {g['ratio']:.1f}x"
-    )
-    return 0
+    if "G" in done:
+        g = done["G"]
+        print(
+            f"{'G  AES-GCM-128 decrypt+verify, 12-byte tag':<64} "
+            f"one-shot  {g['one_shot_per_s']:>10,.0f}/s"
+            f"   Cipher/GCM {g['cipher_path_per_s']:>9,.0f}/s   ratio {g['ratio']:.1f}x"
+        )
+    if "I" in done:
+        i = done["I"]
+        title = (
+            f"I  head-end ingest, {i['meters']:,} meters, {i['kp_ids']:,} kp_ids, "
+            f"{i['c1']:,} C1 ({i['datagram_bytes']} B)"
+        )
+        print(title)
+        sender = "another process" + (
+            f" on CPU {i['sender_cpu']}" if i["sender_cpu"] is not None else ", same CPU"
+        )
+        lost = i["udp_sent"] - i["udp_received"]
+        print(
+            f"   UDP 127.0.0.1, receive + process on one core ({sender}): "
+            f"{i['udp_per_s']:>10,.0f} C1/s  ({i['udp_received']:,} received, {lost:,} lost)"
+        )
+        print(f"   in process, same path without the socket:{i['total_per_s']:>22,.0f} C1/s")
+        print(
+            "   what-if, wrapper header read with struct instead of construct: "
+            f"UDP {i['struct_udp_per_s']:,.0f} C1/s, in process {i['struct_total_per_s']:,.0f} C1/s"
+        )
+        print(
+            "   stages alone: "
+            f"wrapper {i['wrapper_decode_per_s']:,.0f}/s, "
+            f"open_c1 {i['open_c1_per_s']:,.0f}/s, "
+            f"typed DATA-NOTIFICATION {i['typed_decode_per_s']:,.0f}/s; "
+            f"C2 accept (unwrap, verify, store, ack) {i['c2_accept_per_s']:,.0f}/s"
+        )
 
 
 if __name__ == "__main__":

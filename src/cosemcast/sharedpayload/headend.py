@@ -16,7 +16,10 @@ agreement keys come from a :class:`MeterCredentials` lookup. Time is passed in.
   :class:`~.parking.ParkingLot`), checks the window and the counter (not below the first IC the
   C2 announced, never accepted before, within the replay window below the highest accepted:
   :class:`ReplayWindow`, because multicast UDP and parking reorder C1s), verifies the tag, and
-  only then records the counter, so forgeries cannot move it.
+  only then records the counter, so forgeries cannot move it. The ingest path keeps, per
+  (meter, kp_id), the ``AESGCM`` context of ``Kp`` and reads C1 bytes in their exact layout
+  without the generic decoder (:func:`~.sealing.split_payload`); the store is still asked on
+  every C1, so a retired key is refused at once (tools/bench.py case I).
 * :meth:`HeadEndOpener.expire` retires keys whose window has passed; a retired kp_id, and every
   kp_id at or below it, is refused from then on.
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -43,6 +46,7 @@ from cosemcast.sharedpayload.errors import (
     StaleKeyId,
 )
 from cosemcast.sharedpayload.messages import (
+    KP_ID_LENGTH,
     SYSTEM_TITLE_LENGTH,
     AckBody,
     AckKind,
@@ -54,8 +58,9 @@ from cosemcast.sharedpayload.messages import (
 from cosemcast.sharedpayload.sealing import (
     check_payload_shape,
     open_control,
-    open_payload,
+    open_payload_parts,
     seal_ack,
+    split_payload,
 )
 
 __all__ = [
@@ -189,23 +194,34 @@ class PayloadKeyStore(Protocol):
         ...
 
 
+class _StoredKey:
+    """One entry of :class:`MemoryPayloadKeyStore`: the record as added, its replay window,
+    and whether it is still stored. :class:`HeadEndOpener` keeps the entry of each active
+    (meter, kp_id) between C1s; ``live`` turns False when the key is retired."""
+
+    __slots__ = ("live", "record", "replay")
+
+    def __init__(self, record: ReceivedPayloadKey) -> None:
+        self.record = record
+        self.replay = record.replay
+        self.live = True
+
+
 class MemoryPayloadKeyStore:
     """An in-memory :class:`PayloadKeyStore` (tests, examples, small deployments)."""
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[bytes, KpId], ReceivedPayloadKey] = {}
-        self._replay: dict[tuple[bytes, KpId], ReplayWindow] = {}
+        self._keys: dict[tuple[bytes, KpId], _StoredKey] = {}
         self._floors: dict[bytes, KpId] = {}
 
     def __repr__(self) -> str:
         return f"MemoryPayloadKeyStore(keys={len(self._keys)}, meters_retired={len(self._floors)})"
 
     def get(self, meter: bytes, kp_id: KpId) -> ReceivedPayloadKey | None:
-        slot = (bytes(meter), kp_id)
-        key = self._keys.get(slot)
-        if key is None:
+        entry = self._keys.get((bytes(meter), kp_id))
+        if entry is None:
             return None
-        replay = self._replay.get(slot)
+        key, replay = entry.record, entry.replay
         if replay == key.replay:
             return key
         return ReceivedPayloadKey(
@@ -222,34 +238,42 @@ class MemoryPayloadKeyStore:
             replay,
         )
 
+    def entry(self, meter: bytes, kp_id: KpId) -> _StoredKey | None:
+        """The stored entry of (meter, kp_id) (the opener's C1 path: no merged record)."""
+        return self._keys.get((meter, kp_id))
+
+    @staticmethod
+    def accept_in(entry: _StoredKey, invocation_counter: int, window_size: int) -> bool:
+        """:meth:`accept_counter` on an entry from :meth:`entry`; False once it is retired."""
+        if not entry.live:
+            return False
+        replay = entry.replay
+        if replay is None:
+            entry.replay = ReplayWindow(invocation_counter)
+            return True
+        if replay.refusal(invocation_counter, window_size) is not None:
+            return False
+        entry.replay = replay.accept(invocation_counter, window_size)
+        return True
+
     def add(self, key: ReceivedPayloadKey) -> bool:
         slot = (key.meter_system_title, key.kp_id)
         if slot in self._keys:
             return False
-        self._keys[slot] = key
-        if key.replay is not None:
-            self._replay[slot] = key.replay
+        self._keys[slot] = _StoredKey(key)
         return True
 
     def accept_counter(
         self, meter: bytes, kp_id: KpId, invocation_counter: int, window_size: int
     ) -> bool:
-        slot = (bytes(meter), kp_id)
-        if slot not in self._keys:
-            return False
-        replay = self._replay.get(slot)
-        if replay is None:
-            self._replay[slot] = ReplayWindow(invocation_counter)
-            return True
-        if replay.refusal(invocation_counter, window_size) is not None:
-            return False
-        self._replay[slot] = replay.accept(invocation_counter, window_size)
-        return True
+        entry = self._keys.get((bytes(meter), kp_id))
+        return entry is not None and self.accept_in(entry, invocation_counter, window_size)
 
     def retire(self, meter: bytes, kp_id: KpId) -> None:
         slot = (bytes(meter), kp_id)
-        self._keys.pop(slot, None)
-        self._replay.pop(slot, None)
+        entry = self._keys.pop(slot, None)
+        if entry is not None:
+            entry.live = False
         floor = self._floors.get(slot[0])
         if floor is None or kp_id > floor:
             self._floors[slot[0]] = kp_id
@@ -258,7 +282,7 @@ class MemoryPayloadKeyStore:
         return self._floors.get(bytes(meter))
 
     def expired(self, before: float) -> list[tuple[bytes, KpId]]:
-        return [slot for slot, key in self._keys.items() if key.not_after < before]
+        return [slot for slot, entry in self._keys.items() if entry.record.not_after < before]
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +306,46 @@ class OpenedPayload:
     invocation_counter: int
     notification: bytes
     ack: GeneralCiphering | None
+
+
+_HEADER_KP_ID: Final = slice(1, 1 + KP_ID_LENGTH)
+_HEADER_METER: Final = slice(2 + KP_ID_LENGTH, 2 + KP_ID_LENGTH + SYSTEM_TITLE_LENGTH)
+_EMPTY_HEADER_TAIL: Final = b"\x00\x00\x00"
+
+
+def _payload_header(meter: bytes, kp_id: KpId) -> bytes:
+    """The header fields of a C1 as sealed, ``08 kp_id 08 meter 00 00 00`` (specs §4.1): the
+    name of its ingest slot."""
+    return b"\x08" + kp_id.to_bytes() + b"\x08" + meter + _EMPTY_HEADER_TAIL
+
+
+class _PayloadSlot:
+    """What the C1 path keeps per (meter, kp_id) between messages: the identifiers, the
+    ``AESGCM`` context of ``Kp`` and the acknowledgement flag, built from one stored record.
+
+    The stored record stays the authority: every C1 looks it up again (a retired key is gone
+    at once) and a record with another ``Kp`` or flags rebuilds the slot.
+    """
+
+    __slots__ = ("ack_payloads", "entry", "keys", "kp_id", "meter", "record")
+
+    def __init__(self, meter: bytes, kp_id: KpId, key: ReceivedPayloadKey) -> None:
+        self.meter = meter
+        self.kp_id = kp_id
+        self.record = key
+        self.entry: _StoredKey | None = None
+        self.keys = SymmetricKeys(key.payload_key)
+        self.ack_payloads = bool(key.ack_request & AckRequest.PAYLOADS)
+
+    def adopt(self, key: ReceivedPayloadKey) -> bool:
+        """Take ``key`` as the current record if it has the same ``Kp`` and flags."""
+        if key.payload_key != self.record.payload_key or key.ack_request != self.record.ack_request:
+            return False
+        self.record = key
+        return True
+
+    def __repr__(self) -> str:
+        return f"_PayloadSlot({self.meter.hex().upper()}, {self.kp_id})"
 
 
 def as_general_ciphering(apdu: GeneralCiphering | bytes) -> GeneralCiphering:
@@ -323,7 +387,8 @@ class HeadEndOpener:
         self._agreement_key = agreement_private_key
         self.clock_skew_s = clock_skew_s
         self._allow_unauthenticated = allow_unauthenticated_agreement
-        self._gcm: dict[tuple[bytes, KpId], SymmetricKeys] = {}
+        self._slots: dict[bytes, _PayloadSlot] = {}
+        self._memory = store if isinstance(store, MemoryPayloadKeyStore) else None
 
     def __repr__(self) -> str:
         return f"HeadEndOpener({self.system_title.hex().upper()}, store={self._store!r})"
@@ -430,52 +495,101 @@ class HeadEndOpener:
     # --- C1 ----------------------------------------------------------------------------------
 
     def open_c1(self, apdu: GeneralCiphering | bytes, now: float) -> OpenedPayload:
-        """Verify and decrypt a shared payload (specs §9.1, §10)."""
+        """Verify and decrypt a shared payload (specs §9.1, §10).
+
+        Bytes in the exact C1 layout skip the generic APDU decoder (:func:`split_payload`);
+        everything else, and every :class:`GeneralCiphering`, is decoded and shape-checked in
+        full. Both then go through the same checks in the same order.
+        """
+        if type(apdu) is bytes:
+            split = split_payload(apdu)
+            if split is not None:
+                header, ic, text = split
+                return self._open(header, header, ic, text, now, None)
         c1 = as_general_ciphering(apdu)
         if message_kind(c1) is not MessageKind.PAYLOAD:
             raise DecodeError("not a shared payload (C1)", expected="no recipient, no key-info")
         kp_id = check_payload_shape(c1)
-        meter = bytes(c1.originator_system_title)
-        slot = (meter, kp_id)
-        key = self._store.get(meter, kp_id)
+        canonical = _payload_header(bytes(c1.originator_system_title), kp_id)
+        header = c1.header_fields() if c1.date_time or c1.other_information else canonical
+        return self._open(canonical, header, c1.invocation_counter, c1.ciphered_text, now, kp_id)
+
+    def _open(
+        self,
+        canonical: bytes,
+        header: bytes,
+        ic: int,
+        text: bytes,
+        now: float,
+        kp_id: KpId | None,
+    ) -> OpenedPayload:
+        slot = self._slots.get(canonical)
+        if slot is not None:
+            meter, kp_id = slot.meter, slot.kp_id
+        else:
+            meter = canonical[_HEADER_METER]
+            if kp_id is None:
+                kp_id = KpId.from_bytes(canonical[_HEADER_KP_ID])
+        memory = self._memory
+        entry: _StoredKey | None = None
+        replay: ReplayWindow | None = None
+        if memory is not None:
+            entry = slot.entry if slot is not None else None
+            if entry is None or not entry.live:
+                entry = memory.entry(meter, kp_id)
+            key = entry.record if entry is not None else None
+        else:
+            key = self._store.get(meter, kp_id)
         if key is None:
+            if slot is not None:
+                del self._slots[canonical]
             self._check_floor(meter, kp_id)
             self._check_assigned(meter)
             raise PayloadKeyUnknown(meter, kp_id.to_bytes())
-        self._check_window(key, now)
-        ic = c1.invocation_counter
+        replay = entry.replay if entry is not None else key.replay
+        if slot is None or (slot.record is not key and not slot.adopt(key)):
+            slot = self._new_slot(canonical, key)
+        slot.entry = entry
+        skew = self.clock_skew_s
+        if now > key.not_after + skew or now < key.not_before - skew:
+            self._check_window(key, now)
         if ic < key.first_invocation_counter:
             raise ReplayError(
                 f"C1 invocation counter {ic} is below the first one announced for kp_id {kp_id}",
                 received=ic,
                 expected_min=key.first_invocation_counter,
             )
-        if key.replay is not None:
-            refusal = key.replay.refusal(ic, self.replay_window)
+        if replay is not None and ic <= replay.highest:
+            refusal = replay.refusal(ic, self.replay_window)
             if refusal is not None:
                 raise refusal
-        gcm = self._gcm.get(slot)
-        if gcm is None:
-            if len(self._gcm) >= _KEY_CACHE_SIZE:
-                self._gcm.pop(next(iter(self._gcm)))
-            gcm = self._gcm[slot] = SymmetricKeys(key.payload_key)
-        notification = open_payload(c1, gcm)
-        if not self._store.accept_counter(meter, kp_id, ic, self.replay_window):
+        notification = open_payload_parts(slot.keys, meter, ic, text, header)
+        if entry is not None:
+            accepted = MemoryPayloadKeyStore.accept_in(entry, ic, self.replay_window)
+        else:
+            accepted = self._store.accept_counter(meter, kp_id, ic, self.replay_window)
+        if not accepted:
             raise ReplayError(
                 f"C1 invocation counter {ic} of kp_id {kp_id} was accepted meanwhile",
                 received=ic,
             )
-        ack = None
-        if key.ack_request & AckRequest.PAYLOADS:
-            ack = self._ack(key, ic, AckKind.PAYLOAD)
+        ack = self._ack(key, ic, AckKind.PAYLOAD) if slot.ack_payloads else None
         return OpenedPayload(meter, kp_id, ic, notification, ack)
+
+    def _new_slot(self, canonical: bytes, key: ReceivedPayloadKey) -> _PayloadSlot:
+        slots = self._slots
+        slots.pop(canonical, None)
+        if len(slots) >= _KEY_CACHE_SIZE:
+            slots.pop(next(iter(slots)))
+        slot = slots[canonical] = _PayloadSlot(key.meter_system_title, key.kp_id, key)
+        return slot
 
     # --- retirement --------------------------------------------------------------------------
 
     def retire(self, meter: bytes, kp_id: KpId) -> None:
         """Retire ``kp_id`` of ``meter`` now: it and every kp_id at or below it are refused."""
         self._store.retire(meter, kp_id)
-        self._gcm.pop((bytes(meter), kp_id), None)
+        self._slots.pop(_payload_header(bytes(meter), kp_id), None)
 
     def expire(self, now: float) -> list[tuple[bytes, KpId]]:
         """Retire every key whose window (widened by the clock skew) has passed."""

@@ -70,9 +70,11 @@ __all__ = [
     "open_ack",
     "open_control",
     "open_payload",
+    "open_payload_parts",
     "seal_ack",
     "seal_control",
     "seal_payload",
+    "split_payload",
 ]
 
 KEY_LENGTH: Final = 16
@@ -228,19 +230,75 @@ def check_payload_shape(apdu: GeneralCiphering) -> KpId:
     return KpId.from_bytes(apdu.transaction_id)
 
 
+# The wire prefix of every C1 (specs §4.1): DD, 08 <kp_id>, 08 <meter ST>, then empty
+# recipient, date-time and other-information and an absent key-info.
+_C1_HEADER_END: Final = 22
+_C1_EMPTY_FIELDS: Final = b"\x00\x00\x00\x00"
+
+
+def split_payload(raw: bytes) -> tuple[bytes, int, bytes] | None:
+    """The C1 fast path: ``(header, invocation counter, ciphered text)`` of an encoded C1 in
+    the exact layout of specs §4.1 with SC ``30``, or None for anything else.
+
+    ``header`` is ``08 kp_id 08 meter-ST 00 00 00``, the five length-prefixed header fields
+    (so the AAD is ``30 ‖ header``, specs §4.4). None means "not this layout", not "invalid":
+    the caller then decodes the bytes in full (:func:`~cosemcast.apdu.decode_apdu`), which
+    accepts or rejects them exactly as before; every C1 this returns a value for decodes to a
+    general-ciphering APDU with these fields that :func:`check_payload_shape` accepts.
+    """
+    size = len(raw)
+    if (
+        size < _C1_HEADER_END + 6
+        or raw[0] != 0xDD
+        or raw[1] != KP_ID_LENGTH
+        or raw[10] != SYSTEM_TITLE_LENGTH
+        or raw[19:23] != _C1_EMPTY_FIELDS
+    ):
+        return None
+    n = raw[23]
+    pos = 24
+    if n >= 0x80:
+        if n == 0x81:
+            n, pos = raw[24], 25
+        elif n == 0x82 and size > 25:
+            n, pos = raw[24] << 8 | raw[25], 26
+        else:
+            return None
+    if pos + n != size or n < 5 or raw[pos] != SC_PAYLOAD:
+        return None
+    return (
+        raw[1:_C1_HEADER_END],
+        int.from_bytes(raw[pos + 1 : pos + 5], "big"),
+        raw[pos + 5 :],
+    )
+
+
 def open_payload(apdu: GeneralCiphering, keys: SymmetricKeys) -> bytes:
     """Verify a C1 under ``keys`` (Kp, empty AK) and return its DATA-NOTIFICATION bytes.
 
     The same computation as :func:`decipher_general`, with the ``SymmetricKeys`` of Kp built
     once by the caller (the head-end ingest path). Shape checks are the caller's.
     """
-    plain = unprotect(
-        SC_PAYLOAD,
+    return open_payload_parts(
         keys,
         apdu.originator_system_title,
         apdu.invocation_counter,
         apdu.ciphered_text,
         apdu.header_fields(),
+    )
+
+
+def open_payload_parts(
+    keys: SymmetricKeys,
+    meter_system_title: bytes,
+    invocation_counter: int,
+    ciphered_text: bytes,
+    header: bytes,
+) -> bytes:
+    """:func:`open_payload` on the fields of a C1 (``header`` = its five length-prefixed header
+    fields, as :func:`split_payload` returns them): tag, then the DATA-NOTIFICATION rule."""
+    plain = unprotect(
+        SC_PAYLOAD, keys, meter_system_title, invocation_counter, ciphered_text, header
     )
     if not plain or plain[0] != DATA_NOTIFICATION_TAG:
         raise DecodeError("a C1 must hold a DATA-NOTIFICATION", offset=0, expected="0F")
