@@ -35,7 +35,6 @@ import multiprocessing
 import os
 import platform
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -58,7 +57,6 @@ from cosemcast.axdr import (
     Structure,
     encode_data,
 )
-from cosemcast.errors import DecodeError
 from cosemcast.link.wrapper import WrapperFrame
 from cosemcast.security.gcm import SymmetricKeys, protect, unprotect
 from cosemcast.security.protection import cipher_apdu, decipher_apdu
@@ -297,20 +295,6 @@ def wrapper_apdu(datagram: bytes) -> bytes:
     return WrapperFrame.decode(datagram).apdu
 
 
-_WRAPPER_HEADER = struct.Struct(">HHHH")
-
-
-def wrapper_apdu_struct(datagram: bytes) -> bytes:
-    """What-if: the same checks as ``WrapperFrame.decode`` (version 1, length 1..65535 and
-    equal to what follows), the header read with ``struct`` instead of construct."""
-    if len(datagram) < 8:
-        raise DecodeError("truncated wrapper header", offset=len(datagram), expected="8 bytes")
-    version, _, _, length = _WRAPPER_HEADER.unpack_from(datagram)
-    if version != 1 or not length or len(datagram) != 8 + length:
-        raise DecodeError("not one wrapper frame", offset=0, expected="version 1, exact length")
-    return datagram[8:]
-
-
 def ingest_one(
     opener: HeadEndOpener, datagram: bytes, unwrap: Callable[[bytes], bytes] = wrapper_apdu
 ) -> DataNotification:
@@ -332,15 +316,11 @@ def ingest_in_process(traffic: IngestTraffic, rounds: int = 3) -> dict[str, floa
     datagrams = traffic.datagrams
     n = len(datagrams)
     for _ in range(rounds):
-        for name, unwrap in (
-            ("total_per_s", wrapper_apdu),
-            ("struct_total_per_s", wrapper_apdu_struct),
-        ):
-            opener = ingest_opener(traffic)
-            t0 = time.perf_counter()
-            for datagram in datagrams:
-                ingest_one(opener, datagram, unwrap)
-            keep(name, n, time.perf_counter() - t0)
+        opener = ingest_opener(traffic)
+        t0 = time.perf_counter()
+        for datagram in datagrams:
+            ingest_one(opener, datagram)
+        keep("total_per_s", n, time.perf_counter() - t0)
         t0 = time.perf_counter()
         apdus = [WrapperFrame.decode(d).apdu for d in datagrams]
         keep("wrapper_decode_per_s", n, time.perf_counter() - t0)
@@ -514,10 +494,6 @@ def main(argv: list[str] | None = None) -> int:
         entry.update(ingest_in_process(traffic))
         runs = [ingest_over_udp(traffic, entry["sender_cpu"]) for _ in range(2)]
         entry.update(max(runs, key=lambda run: run["udp_per_s"]))
-        entry["struct_udp_per_s"] = max(
-            ingest_over_udp(traffic, entry["sender_cpu"], wrapper_apdu_struct)["udp_per_s"]
-            for _ in range(2)
-        )
         results["cases"]["I"] = entry
 
     if args.json:
@@ -567,10 +543,6 @@ def _print_results(results: dict[str, Any], side_by_side: bool, raw_a: bytes, ra
             f"{i['udp_per_s']:>10,.0f} C1/s  ({i['udp_received']:,} received, {lost:,} lost)"
         )
         print(f"   in process, same path without the socket:{i['total_per_s']:>22,.0f} C1/s")
-        print(
-            "   what-if, wrapper header read with struct instead of construct: "
-            f"UDP {i['struct_udp_per_s']:,.0f} C1/s, in process {i['struct_total_per_s']:,.0f} C1/s"
-        )
         print(
             "   stages alone: "
             f"wrapper {i['wrapper_decode_per_s']:,.0f}/s, "
