@@ -21,24 +21,17 @@ from cosemcast.apdu.acse import AARE, AARQ, RLRE, RLRQ, ApplicationContextName, 
 from cosemcast.apdu.common import (
     CosemAttributeDescriptor,
     DataBlockG,
-    GetDataValue,
     InvokeIdAndPriority,
     LongInvokeIdAndPriority,
 )
 from cosemcast.apdu.get import (
     GetRequestNext,
-    GetRequestNormal,
-    GetResponseNormal,
     GetResponseWithDataBlock,
 )
-from cosemcast.apdu.initiate import Conformance, InitiateRequest, InitiateResponse
+from cosemcast.apdu.initiate import InitiateRequest, InitiateResponse
 from cosemcast.apdu.notifications import DataNotification, EventNotificationRequest
 from cosemcast.axdr import (
-    Array,
-    CosemDateTime,
     DoubleLongUnsigned,
-    Enumerated,
-    Integer,
     LongUnsigned,
     OctetString,
     Structure,
@@ -57,94 +50,39 @@ from cosemcast.link.hdlc import (
     encode_parameters,
 )
 from cosemcast.link.wrapper import WrapperFrame
-from cosemcast.obis import Obis
 from cosemcast.security.gcm import SymmetricKeys
 from cosemcast.security.protection import PresharedKey, WrapContentKey, cipher_apdu, cipher_general
 
 HERE = Path(__file__).resolve().parent
-START = 1767225600.0  # 2026-01-01T00:00:00Z
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
-# keys.toml (Green Book example EK/AK, brief §5.3; the KEK is the Ks the meter shares with the
-# head-end, DESIGN.md §4).
-CLIENT_TITLE = bytes.fromhex("4142434445464748")
-METER_TITLE = bytes.fromhex("4D4D4D0000BC614E")
-EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
-AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
-KEK = bytes.fromhex("A0A1A2A3A4A5A6A7A8A9AAABACADAEAF")
-# Drawn by the meter for the shared-payload capture; travels only wrapped under KEK.
-KP = bytes.fromhex("5A5B5C5D5E5F60616263646566676869")
-# kp_id = u32 assignment epoch ‖ u32 sequence (specs/shared-payload.md §3.1).
-KP_ID = bytes.fromhex("0000000100000001")
-# The dedicated key the client proposes in the ciphered association.
-DEDICATED_KEY = bytes.fromhex("C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF")
-
-CLIENT_IP, METER_IP, HEADEND_IP, GROUP_IP = "10.0.0.1", "10.0.0.10", "10.0.0.1", "239.1.2.3"
-CONFORMANCE = Conformance(0x007E1F)
-
-CLOCK = Obis.parse("0-0:1.0.0.255")
-ENERGY = Obis.parse("1-0:1.8.0.255")
-SERIAL_NUMBER = Obis.parse("0-0:96.1.0.255")
-LOAD_PROFILE = Obis.parse("1-0:99.1.0.255")
-
-
-class _Clock:
-    """Capture time in whole milliseconds after START (no float drift between records)."""
-
-    def __init__(self) -> None:
-        self.ms = 0
-
-    def tick(self, ms: int) -> float:
-        self.ms += ms
-        return START + self.ms / 1000
-
-
-def _time(hour: int, minute: int = 0) -> CosemDateTime:
-    return CosemDateTime(2026, 1, 1, 4, hour, minute, 0, 0, -60, None)
-
-
-def _get(class_id: int, obis: Obis, attribute: int, invoke: int) -> GetRequestNormal:
-    return GetRequestNormal(
-        CosemAttributeDescriptor(class_id, obis, attribute),
-        invoke_id_and_priority=InvokeIdAndPriority(invoke),
-    )
-
-
-def _value(value: object, invoke: int) -> GetResponseNormal:
-    return GetResponseNormal(
-        GetDataValue(value),  # type: ignore[arg-type]
-        invoke_id_and_priority=InvokeIdAndPriority(invoke),
-    )
-
-
-def _profile_rows(count: int) -> Array:
-    return Array(
-        Structure((OctetString(encode_datetime_bytes(_time(h))), DoubleLongUnsigned(1000 + 17 * h)))
-        for h in range(count)
-    )
-
-
-def _plain_association() -> tuple[AARQ, AARE]:
-    aarq = AARQ(
-        user_information=InitiateRequest(
-            proposed_conformance=CONFORMANCE, client_max_receive_pdu_size=0xFFFF
-        )
-    )
-    aare = AARE(
-        user_information=InitiateResponse(
-            negotiated_conformance=CONFORMANCE, server_max_receive_pdu_size=512
-        )
-    )
-    return aarq, aare
-
-
-def _reads() -> list[tuple[object, object]]:
-    return [
-        (_get(8, CLOCK, 2, 1), _value(OctetString(encode_datetime_bytes(_time(10, 30))), 1)),
-        (_get(3, ENERGY, 2, 2), _value(DoubleLongUnsigned(123456789), 2)),
-        (_get(3, ENERGY, 3, 3), _value(Structure((Integer(0), Enumerated(30))), 3)),
-        (_get(1, SERIAL_NUMBER, 2, 4), _value(OctetString(b"CCAST0000001"), 4)),
-    ]
-
+import generate_more  # noqa: E402
+from _samples import (  # noqa: E402 - needs this folder on sys.path
+    AK,
+    CLIENT_IP,
+    CLIENT_TITLE,
+    CLOCK,
+    CONFORMANCE,
+    DEDICATED_KEY,
+    EK,
+    GROUP_IP,
+    HEADEND_IP,
+    KEK,
+    KP,
+    KP_ID,
+    LOAD_PROFILE,
+    METER_IP,
+    METER_TITLE,
+    START,
+    Clock,
+    cosem_time,
+    get_request,
+    plain_association,
+    profile_rows,
+    reads,
+    value_response,
+)
 
 # --- TCP: a plain association and reads ----------------------------------------------------------
 
@@ -152,9 +90,9 @@ def _reads() -> list[tuple[object, object]]:
 def plain_association_tcp(path: Path) -> None:
     """Client SAP 16 -> logical device 1, no security; the profile comes in two GET blocks.
     One request is split over two TCP segments and two answers share one segment."""
-    aarq, aare = _plain_association()
+    aarq, aare = plain_association()
     client, meter = (CLIENT_IP, 50001), (METER_IP, 4059)
-    clock = _Clock()
+    clock = Clock()
     with PcapWriter(path) as w:
 
         def send(apdu: object, to_meter: bool, *, cut: int | None = None) -> None:
@@ -171,12 +109,12 @@ def plain_association_tcp(path: Path) -> None:
 
         send(aarq, True)
         send(aare, False)
-        for n, (request, response) in enumerate(_reads()):
+        for n, (request, response) in enumerate(reads()):
             send(request, True, cut=5 if n == 1 else None)
             send(response, False)
-        rows = encode_data(_profile_rows(6))
+        rows = encode_data(profile_rows(6))
         half = len(rows) // 2
-        send(_get(7, LOAD_PROFILE, 2, 5), True)
+        send(get_request(7, LOAD_PROFILE, 2, 5), True)
         send(
             GetResponseWithDataBlock(DataBlockG(False, 1, rows[:half]), InvokeIdAndPriority(5)),
             False,
@@ -186,9 +124,9 @@ def plain_association_tcp(path: Path) -> None:
         t = clock.tick(10)
         last = GetResponseWithDataBlock(DataBlockG(True, 2, rows[half:]), InvokeIdAndPriority(5))
         event = EventNotificationRequest(
-            time=_time(10, 31),
+            time=cosem_time(10, 31),
             cosem_attribute_descriptor=CosemAttributeDescriptor(8, CLOCK, 2),
-            attribute_value=OctetString(encode_datetime_bytes(_time(10, 31))),
+            attribute_value=OctetString(encode_datetime_bytes(cosem_time(10, 31))),
         )
         both = b"".join(WrapperFrame(1, 16, a.encode()).encode() for a in (last, event))
         w.write_tcp(t, meter[0], meter[1], client[0], client[1], both)
@@ -238,7 +176,7 @@ def ciphered_association_tcp(path: Path) -> None:
         ),
     )
     client, meter = (CLIENT_IP, 50002), (METER_IP, 4059)
-    clock = _Clock()
+    clock = Clock()
     with PcapWriter(path) as w:
 
         def send(raw: bytes, to_meter: bool) -> None:
@@ -249,7 +187,7 @@ def ciphered_association_tcp(path: Path) -> None:
 
         send(aarq.encode(), True)
         send(aare.encode(), False)
-        for n, (request, answer) in enumerate(_reads()):
+        for n, (request, answer) in enumerate(reads()):
             kind: Literal["glo", "ded"] = "glo" if n < 2 else "ded"
             client_ic += 1
             meter_ic += 1
@@ -278,8 +216,8 @@ def serial_hdlc_session(path: Path) -> None:
     segmented over three I frames with RR in between), DISC/UA."""
     client = HdlcAddress.client(16)
     server = HdlcAddress.server(1, 17)
-    aarq, aare = _plain_association()
-    clock = _Clock()
+    aarq, aare = plain_association()
+    clock = Clock()
     ns = {True: 0, False: 0}  # N(S) of the client (True) and of the meter
     with SerialPcapWriter(path) as w:
 
@@ -327,11 +265,11 @@ def serial_hdlc_session(path: Path) -> None:
         frame(False, HdlcFrame(FrameType.UA, client, server, information=parameters))
         i_frames(True, aarq.encode())
         i_frames(False, aare.encode())
-        for request, response in _reads():
+        for request, response in reads():
             i_frames(True, request.encode())  # type: ignore[attr-defined]
             i_frames(False, response.encode())  # type: ignore[attr-defined]
-        i_frames(True, _get(7, LOAD_PROFILE, 2, 5).encode())
-        i_frames(False, _value(_profile_rows(12), 5).encode())
+        i_frames(True, get_request(7, LOAD_PROFILE, 2, 5).encode())
+        i_frames(False, value_response(profile_rows(12), 5).encode())
         i_frames(True, RLRQ().encode())
         i_frames(False, RLRE().encode())
         frame(True, HdlcFrame(FrameType.DISC, server, client))
@@ -344,7 +282,7 @@ def serial_hdlc_session(path: Path) -> None:
 def _reading(n: int) -> DataNotification:
     return DataNotification(
         LongInvokeIdAndPriority(n),
-        _time(11, 15 * n),
+        cosem_time(11, 15 * n),
         Structure(
             (OctetString(METER_TITLE), DoubleLongUnsigned(123456789 + 250 * n), LongUnsigned(n))
         ),
@@ -421,7 +359,17 @@ CAPTURES: dict[str, Callable[[Path], None]] = {
     "serial_hdlc_session.pcap": serial_hdlc_session,
     "push_general_glo_udp.pcap": push_general_glo_udp,
     "shared_payload_c2_c1.pcap": shared_payload_c2_c1,
+    "lls_association_tcp.pcap": generate_more.lls_association_tcp,
+    "hls_gmac_association_tcp.pcap": generate_more.hls_gmac_association_tcp,
+    "shared_payload_multicast.pcap": generate_more.shared_payload_multicast,
+    "supervision_assignment.pcap": generate_more.supervision_assignment,
 }
+# The key file of each capture (default keys.toml): the supervision capture needs the meter's
+# Ki and Ke, fields only `cosemcast pcap` reads (specs/pcap.md §3).
+KEY_FILES: dict[str, str] = {"supervision_assignment.pcap": "supervision_keys.toml"}
+# Exit status of `cosemcast pcap --keys` on each capture (default 0): head-end 4's Ks is not
+# in keys.toml, so its C2 is "no key" (4) on purpose.
+EXPECTED_STATUS: dict[str, int] = {"shared_payload_multicast.pcap": 4}
 
 
 def write_all(folder: Path = HERE) -> list[Path]:

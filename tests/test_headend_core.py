@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import random
+import sqlite3
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cosemcast.headend import HeadEnd, ReadingSink, SqliteHeadEndStore
+from cosemcast.headend.headend import GroupCommit
 from cosemcast.sharedpayload import (
     AckKind,
     HeadEndAssignment,
@@ -124,3 +127,56 @@ def test_hostile_input_never_raises(
     assert stats["received"] == len(hostile)
     assert (stats["opened"], stats["controls_accepted"]) == (0, 0)
     head_end.store.close()
+
+
+def test_a_store_failure_mid_batch_drops_the_whole_batch_unacknowledged(tmp_path: Path) -> None:
+    """A real SQLite error (a trigger refusing to park) rolls the batch back: the readings
+    and acknowledgements of the C1s before and after it are dropped, nothing of them is
+    committed later, and when the meter sends them again each is read exactly once."""
+    store = SqliteHeadEndStore(tmp_path / "h.sqlite3", system_title=SUPPLIER, keep_readings=True)
+    store.set_credentials(METER_1, shared_key=ks(SUPPLIER, METER_1))
+    out = io.StringIO()
+    head_end = HeadEnd(
+        SUPPLIER,
+        store,
+        ReadingSink(stream=out),
+        clock=lambda: NOW,
+        group_commit=GroupCommit(max_messages=100),
+    )
+    sealer = PayloadSealer(
+        system_title=METER_1,
+        head_ends=[HeadEndAssignment(SUPPLIER, ks(SUPPLIER, METER_1))],
+        counters=MemoryCounterSource(),
+        rng=random.Random(5).randbytes,
+        policy=RenewalPolicy(ack_payloads=True, max_payloads=2),
+    )
+    first = [sealer.seal_c1(readings(v), NOW).encode() for v in (1, 2)]
+    controls = [c2.encode() for _, c2 in sealer.control_messages(NOW)]
+    early = sealer.seal_c1(readings(3), NOW).encode()  # renewed: its C2 is not sent yet
+    head_end.handle_apdu("m", controls[0], NOW)
+    assert head_end.flush() != []  # the key is durable, its C2 acknowledged
+    with sqlite3.connect(tmp_path / "h.sqlite3") as other:
+        other.execute(
+            "CREATE TRIGGER no_room BEFORE INSERT ON parked BEGIN"
+            " SELECT RAISE(ABORT, 'no room'); END"
+        )
+    head_end.handle_apdu("m", first[0], NOW)
+    head_end.handle_apdu("m", early, NOW)  # parking fails: the store rolls back
+    head_end.handle_apdu("m", first[1], NOW)
+    assert head_end.flush() == []
+    stats = head_end.stats()
+    assert (stats["batches_lost"], stats["readings_lost"], stats["opened"]) == (1, 2, 0)
+    assert out.getvalue() == ""
+    with sqlite3.connect(tmp_path / "h.sqlite3") as other:
+        other.execute("DROP TRIGGER no_room")
+    head_end.group_commit = GroupCommit()
+    for raw in [*first, early, *(c2.encode() for _, c2 in sealer.control_messages(NOW))]:
+        head_end.handle_apdu("m", raw, NOW)
+    assert head_end.stats()["opened"] == 3
+    with sqlite3.connect(tmp_path / "h.sqlite3") as other:
+        values = sorted(
+            json.loads(body)[1]["value"]
+            for (body,) in other.execute("SELECT body_json FROM readings")
+        )
+    assert values == [1, 2, 3]
+    store.close()

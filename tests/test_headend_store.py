@@ -7,6 +7,7 @@ parking table by count and age, and never show a key in its repr.
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 import json
@@ -62,6 +63,7 @@ def test_keys_windows_floors_and_credentials_survive_a_reopen(tmp_path: Path) ->
         store.retire(METER, KpId(1, 2))
         store.set_credentials(METER, shared_key=SECRET, agreement_public_key=public)
         assert SECRET.hex() not in repr(store)
+        store.commit()
     with SqliteHeadEndStore(db, system_title=HEAD_END) as store:
         got = store.get(METER, KpId(1, 1))
         assert got is not None and got.payload_key == SECRET
@@ -103,6 +105,7 @@ def test_parking_is_bounded_by_count_and_age_and_persisted(tmp_path: Path) -> No
             assert store.park(METER, KpId(1, 1), bytes([n]), 1_000 + n) == []
         evicted = store.park(METER, KpId(1, 2), b"\x03", 1_003)
         assert [p.apdu for p in evicted] == [b"\x00"]
+        store.commit()
     with SqliteHeadEndStore(
         db, system_title=HEAD_END, parking_capacity=3, parking_max_age_s=100
     ) as store:
@@ -121,6 +124,7 @@ _OPS = st.lists(
         st.tuples(st.just("add"), st.integers(1, 4)),
         st.tuples(st.just("accept"), st.integers(1, 4), st.integers(0, 200)),
         st.tuples(st.just("retire"), st.integers(1, 4)),
+        st.tuples(st.sampled_from(["commit", "reopen", "crash"]), st.just(1)),
     ),
     max_size=40,
 )
@@ -133,12 +137,30 @@ _OPS = st.lists(
 def test_the_sqlite_store_matches_the_memory_store(
     tmp_path: Path, ops: list[tuple[object, ...]]
 ) -> None:
+    """Group commit: the store matches the reference after every operation; a commit then a
+    reopen changes nothing; a crash (rollback) returns to the reference as last committed.
+    A cache of 2 entries makes keys leave memory and come back from the file."""
     db = tmp_path / f"m{next(_SERIAL)}.sqlite3"
     reference = MemoryPayloadKeyStore()
-    with SqliteHeadEndStore(db, system_title=HEAD_END) as store:
+    committed = copy.deepcopy(reference)
+    store = SqliteHeadEndStore(db, system_title=HEAD_END, cache_size=2)
+    try:
         for op in ops:
             kp = KpId(1, int(str(op[1])))
-            if op[0] == "add":
+            if op[0] == "commit":
+                store.commit()
+                committed = copy.deepcopy(reference)
+            elif op[0] == "reopen":
+                store.commit()
+                committed = copy.deepcopy(reference)
+                store.close()
+                store = SqliteHeadEndStore(db, system_title=HEAD_END, cache_size=2)
+            elif op[0] == "crash":
+                generation = store.generation
+                store.rollback()
+                assert store.generation == generation + 1
+                reference = copy.deepcopy(committed)
+            elif op[0] == "add":
                 floor = reference.retired_floor(METER)
                 if floor is not None and kp <= floor:
                     continue  # the opener refuses these before adding (specs §9.1 step 5)
@@ -156,6 +178,8 @@ def test_the_sqlite_store_matches_the_memory_store(
                 assert (mine is None) == (theirs is None)
                 if mine is not None and theirs is not None:
                     assert mine.replay == theirs.replay
+    finally:
+        store.close()
 
 
 def test_readings_are_flattened_with_their_type_names(tmp_path: Path) -> None:

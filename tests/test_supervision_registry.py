@@ -29,6 +29,7 @@ from cosemcast.supervision import (
     UnknownPartyError,
     derive_ki,
 )
+from cosemcast.supervision._schema import SCHEMA_VERSION
 from cosemcast.supervision.atrest import MASTER_KEY_ENV, MasterKey
 from cosemcast.supervision.registry import DEFAULT_VALIDITY_S, Issued, Registry
 from test_supervision_vectors import CENTRE_ID, KT, METER_ID, centre_key
@@ -338,7 +339,7 @@ def test_master_key_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_schema_version_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     with Registry(path, MASTER) as registry:
-        assert registry.schema_version() == 1
+        assert registry.schema_version() == SCHEMA_VERSION
         registry.initialise(centre_id=CENTRE_ID, now=NOW)
         public = registry.centre_public_key()
     with Registry(path, MASTER) as again:

@@ -298,9 +298,8 @@ def test_spec_shows_the_same_bytes(name: str) -> None:
 def test_tests_named_in_the_spec_exist() -> None:
     text = SPEC.read_text(encoding="utf-8")
     named = set(re.findall(r"`(test_[a-z0-9_]+)(?=[`\[])", text))
-    sources = "".join(
-        p.read_text(encoding="utf-8")
-        for p in SPEC.parent.parent.glob("tests/test_supervision_*.py")
-    )
+    tests = SPEC.parent.parent / "tests"
+    files = [*tests.glob("test_supervision_*.py"), *tests.glob("test_meter_assignment*.py")]
+    sources = "".join(p.read_text(encoding="utf-8") for p in files)
     missing = sorted(name for name in named if f"def {name}(" not in sources)
     assert named and missing == []

@@ -17,31 +17,49 @@ I  Head-end ingest of shared payloads (issue 4 item 6, specs/shared-payload.md �
    Measured twice: in process from a list of datagrams, and end to end with real UDP
    datagrams on 127.0.0.1 sent by another process (on the other CPU when there is one) and
    received and processed by this one, pinned to one CPU. Target: 50,000 C1/s.
+   Then the same with the durable store of the head-end service (``SqliteHeadEndStore`` in a
+   temporary directory, WAL, ``synchronous=FULL``, group commit as shipped:
+   ``SERVICE_GROUP_COMMIT``, specs §9.2), and the whole ``HeadEnd`` as ``cosemcast headend
+   listen`` runs it (readings flattened, rows in the same commit, JSON lines to a file).
+
+S  The sharded head-end (issue 7 item 3, specs §9.4): ``ShardedHeadEnd`` with 1 and then 2
+   worker processes on one UDP port (SO_REUSEPORT, steered by meter), each on its own
+   durable store, readings to a JSON lines file, against a load generator process sending
+   the C2s and then the C1 datagrams of case I from 64 sockets, never more than a window
+   ahead of the readings committed (polled from the workers). Prints C1/s for 1 and 2
+   workers and their ratio. On a 2-CPU machine the generator and the parent's polling
+   share the CPUs with the workers: nothing is pinned in this case.
 
 When ``dlms-cosem`` is installed (``pip install dlms-cosem==21.3.2``, its last MIT release),
 the same bytes go through it in the same run and the ratio is printed. The bytes of both
 cases are produced by cosemcast's encoders and checked to decode identically in both
 libraries before timing.
 
-Usage: ``python tools/bench.py [--seconds S] [--json] [--cases ABGI] [--meters M]
-[--kp-ids K] [--per-kp N]``. The process pins itself to one CPU.
+Usage: ``python tools/bench.py [--seconds S] [--json] [--cases ABGIS] [--meters M]
+[--kp-ids K] [--per-kp N]``. The process pins itself to one CPU (except for case S).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
-import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from bench_ingest import (
+    _clock,
+    ingest_durable,
+    ingest_in_process,
+    ingest_over_udp,
+    make_ingest_traffic,
+    sharded_ingest,
+)
 from cosemcast.apdu import decode_apdu
 from cosemcast.apdu.general import GeneralGloCiphering
 from cosemcast.apdu.get import GetResponseNormal
@@ -57,29 +75,13 @@ from cosemcast.axdr import (
     Structure,
     encode_data,
 )
-from cosemcast.link.wrapper import WrapperFrame
+from cosemcast.headend.headend import SERVICE_GROUP_COMMIT
 from cosemcast.security.gcm import SymmetricKeys, protect, unprotect
 from cosemcast.security.protection import cipher_apdu, decipher_apdu
-from cosemcast.sharedpayload import (
-    HeadEndAssignment,
-    HeadEndOpener,
-    MemoryCounterSource,
-    MemoryPayloadKeyStore,
-    PayloadSealer,
-    RenewalPolicy,
-    StaticMeterCredentials,
-)
 
 EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
 METER_ST = bytes.fromhex("4D4D4D0000BC614E")
-
-
-def _clock(i: int) -> OctetString:
-    minutes = i * 15
-    return OctetString(
-        bytes([0x07, 0xEA, 11, 24, 2, (minutes // 60) % 24, minutes % 60, 0, 0, 0xFF, 0xC4, 0x00])
-    )
 
 
 def make_case_a() -> bytes:
@@ -208,203 +210,6 @@ def gcm_cases() -> tuple[Callable[[], Any], Callable[[], Any]]:
     return fast, cipher_path
 
 
-# --- case I: head-end ingest -------------------------------------------------------------------
-
-INGEST_HEAD_END = bytes.fromhex("4D4D4D00000000E1")
-INGEST_NOW = 1_700_000_000
-C1_WPORT = 0x0066
-END_OF_RUN = b"cosemcast-bench-end"
-
-
-@dataclass(frozen=True, slots=True)
-class IngestTraffic:
-    """What the simulated meters sent: the C2s (to accept first) and the C1 datagrams."""
-
-    shared_keys: dict[bytes, bytes]
-    controls: list[bytes]
-    datagrams: list[bytes]
-    meters: int
-    kp_ids: int
-
-
-def _meter_notification(index: int) -> bytes:
-    """A DATA-NOTIFICATION of one meter: clock, four registers, voltages, currents, status."""
-    body = Structure(
-        [
-            _clock(index % 96),
-            DoubleLongUnsigned(1_000_000 + index * 37),
-            DoubleLongUnsigned(20_000 + index),
-            DoubleLongUnsigned(index * 11 % 100_000),
-            DoubleLongUnsigned(7),
-            LongUnsigned(2300 + index % 11),
-            LongUnsigned(2298 + index % 7),
-            LongUnsigned(2301 + index % 5),
-            Long(index % 100 - 50),
-            Enumerated(0),
-            OctetString(b"M%07d" % index),
-        ]
-    )
-    return bytes.fromhex("0F") + (index + 1).to_bytes(4, "big") + b"\x00" + encode_data(body)
-
-
-def make_ingest_traffic(meters: int, kp_ids: int, per_kp: int) -> IngestTraffic:
-    """Seal the traffic with the real meter side: one ``PayloadSealer`` per meter, renewed
-    ``kp_ids`` times, ``per_kp`` C1s under each Kp; C1s interleaved across meters."""
-    shared: dict[bytes, bytes] = {}
-    controls: list[bytes] = []
-    per_meter: list[list[bytes]] = []
-    policy = RenewalPolicy(max_payloads=None, max_age_s=86_400)
-    for m in range(meters):
-        title = b"MMM\x00" + m.to_bytes(4, "big")
-        ks = os.urandom(16)
-        shared[title] = ks
-        sealer = PayloadSealer(
-            system_title=title,
-            head_ends=[HeadEndAssignment(INGEST_HEAD_END, ks)],
-            counters=MemoryCounterSource(),
-            rng=os.urandom,
-            policy=policy,
-        )
-        notification = _meter_notification(m)
-        sent: list[bytes] = []
-        for k in range(kp_ids):
-            sealer.renew(INGEST_NOW + k)
-            for _ in range(per_kp):
-                apdu = sealer.seal_c1(notification, INGEST_NOW + k).encode()
-                sent.append(WrapperFrame(C1_WPORT, C1_WPORT, apdu).encode())
-        controls.extend(entry.apdu.encode() for entry in sealer.controls)
-        per_meter.append(sent)
-    datagrams = [sent[i] for i in range(kp_ids * per_kp) for sent in per_meter]
-    return IngestTraffic(shared, controls, datagrams, meters, kp_ids)
-
-
-def ingest_opener(traffic: IngestTraffic) -> HeadEndOpener:
-    """A head-end with every meter's Ks, every C2 accepted (specs §9.1)."""
-    opener = HeadEndOpener(
-        system_title=INGEST_HEAD_END,
-        credentials=StaticMeterCredentials(traffic.shared_keys),
-        store=MemoryPayloadKeyStore(),
-    )
-    for c2 in traffic.controls:
-        opener.accept_c2(c2, INGEST_NOW)
-    return opener
-
-
-def wrapper_apdu(datagram: bytes) -> bytes:
-    """The APDU of a wrapper datagram, by the library (``WrapperFrame.decode``)."""
-    return WrapperFrame.decode(datagram).apdu
-
-
-def ingest_one(
-    opener: HeadEndOpener, datagram: bytes, unwrap: Callable[[bytes], bytes] = wrapper_apdu
-) -> DataNotification:
-    """One C1 datagram through the head-end: wrapper, C1, Kp, replay, tag, typed readings."""
-    opened = opener.open_c1(unwrap(datagram), INGEST_NOW)
-    notification = decode_apdu(opened.notification)
-    if not isinstance(notification, DataNotification):
-        raise AssertionError("a C1 opened to something else than a DATA-NOTIFICATION")
-    return notification
-
-
-def ingest_in_process(traffic: IngestTraffic, rounds: int = 3) -> dict[str, float]:
-    """C1/s of the whole path and of its stages, from a list (best of ``rounds``)."""
-    best: dict[str, float] = {}
-
-    def keep(name: str, count: int, seconds: float) -> None:
-        best[name] = max(best.get(name, 0.0), count / seconds)
-
-    datagrams = traffic.datagrams
-    n = len(datagrams)
-    for _ in range(rounds):
-        opener = ingest_opener(traffic)
-        t0 = time.perf_counter()
-        for datagram in datagrams:
-            ingest_one(opener, datagram)
-        keep("total_per_s", n, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        apdus = [WrapperFrame.decode(d).apdu for d in datagrams]
-        keep("wrapper_decode_per_s", n, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        opener = ingest_opener(traffic)
-        keep("c2_accept_per_s", len(traffic.controls), time.perf_counter() - t0)
-        open_c1 = opener.open_c1
-        t0 = time.perf_counter()
-        plains = [open_c1(apdu, INGEST_NOW).notification for apdu in apdus]
-        keep("open_c1_per_s", n, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for plain in plains:
-            decode_apdu(plain)
-        keep("typed_decode_per_s", n, time.perf_counter() - t0)
-    return best
-
-
-def _ingest_sender(
-    port: int, datagrams: list[bytes], progress: Any, window: int, cpu: int | None
-) -> None:
-    """The meters: send every datagram, never more than ``window`` ahead of the receiver, in
-    bursts of ``window // 2`` with sleeps between them: a CPU kept busy next to the receiver
-    slows it down (by about 30 % on the 2-vCPU machine of issue 4)."""
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sendto, address = sock.sendto, ("127.0.0.1", port)
-    for i, datagram in enumerate(datagrams):
-        if i - progress.value > window:
-            while i - progress.value > window // 2:
-                time.sleep(0.001)
-        sendto(datagram, address)
-    for _ in range(5):
-        sendto(END_OF_RUN, address)
-        time.sleep(0.05)
-    sock.close()
-
-
-def ingest_over_udp(
-    traffic: IngestTraffic,
-    sender_cpu: int | None,
-    unwrap: Callable[[bytes], bytes] = wrapper_apdu,
-) -> dict[str, float]:
-    """Receive the C1 datagrams from a sender process and process each as it arrives."""
-    opener = ingest_opener(traffic)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(10.0)
-    context = multiprocessing.get_context("fork")
-    progress = context.RawValue("q", 0)
-    sender = context.Process(
-        target=_ingest_sender,
-        args=(sock.getsockname()[1], traffic.datagrams, progress, 1024, sender_cpu),
-        daemon=True,
-    )
-    sender.start()
-    recv = sock.recv
-    received = failed = 0
-    t0 = time.perf_counter()
-    try:
-        datagram = recv(2048)
-        t0 = time.perf_counter()
-        while datagram != END_OF_RUN:
-            ingest_one(opener, datagram, unwrap)
-            received += 1
-            if not received & 63:
-                progress.value = received
-            datagram = recv(2048)
-    except TimeoutError:
-        failed = 1
-    elapsed = time.perf_counter() - t0
-    sender.join(5)
-    if sender.is_alive():
-        sender.kill()
-    sock.close()
-    return {
-        "udp_per_s": received / elapsed if received else 0.0,
-        "udp_received": received,
-        "udp_sent": len(traffic.datagrams),
-        "udp_timed_out": failed,
-    }
-
-
 # --- runner ----------------------------------------------------------------------------------
 
 
@@ -443,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--cases", default="ABGI", help="which cases to run (default ABGI)")
+    parser.add_argument("--cases", default="ABGI", help="cases to run: ABGIS (default ABGI)")
     parser.add_argument("--meters", type=int, default=1000, help="case I: simulated meters")
     parser.add_argument("--kp-ids", type=int, default=3, help="case I: kp_ids per meter")
     parser.add_argument("--per-kp", type=int, default=40, help="case I: C1s per kp_id")
@@ -494,7 +299,22 @@ def main(argv: list[str] | None = None) -> int:
         entry.update(ingest_in_process(traffic))
         runs = [ingest_over_udp(traffic, entry["sender_cpu"]) for _ in range(2)]
         entry.update(max(runs, key=lambda run: run["udp_per_s"]))
+        entry.update(ingest_durable(traffic, entry["sender_cpu"]))
         results["cases"]["I"] = entry
+    if "S" in cases:
+        if cpus:
+            os.sched_setaffinity(0, set(cpus))
+        traffic = make_ingest_traffic(args.meters, args.kp_ids, args.per_kp, int(time.time()))
+        with tempfile.TemporaryDirectory(prefix="cosemcast-bench-s-") as directory:
+            runs = {w: sharded_ingest(traffic, w, directory) for w in (1, 2)}
+        results["cases"]["S"] = {
+            "c1": len(traffic.datagrams),
+            "meters": traffic.meters,
+            "cpus": len(cpus) or None,
+            "workers_1": runs[1],
+            "workers_2": runs[2],
+            "ratio": runs[2]["per_s"] / runs[1]["per_s"],
+        }
 
     if args.json:
         print(json.dumps(results, indent=2))
@@ -550,6 +370,35 @@ def _print_results(results: dict[str, Any], side_by_side: bool, raw_a: bytes, ra
             f"typed DATA-NOTIFICATION {i['typed_decode_per_s']:,.0f}/s; "
             f"C2 accept (unwrap, verify, store, ack) {i['c2_accept_per_s']:,.0f}/s"
         )
+        commit = SERVICE_GROUP_COMMIT
+        print(
+            f"   SQLite store, WAL, synchronous=FULL, group commit every {commit.max_messages} "
+            f"C1 or {commit.max_delay_s * 1000:.0f} ms:"
+        )
+        for name, label in (("sqlite", "opener path as above"), ("service", "whole HeadEnd")):
+            udp_lost = i["udp_sent"] - i[f"{name}_udp_received"]
+            print(
+                f"     {label:<22} UDP {i[f'{name}_udp_per_s']:>10,.0f} C1/s "
+                f"({udp_lost:,} lost)   in process {i[f'{name}_total_per_s']:>10,.0f} C1/s"
+            )
+        print(
+            "     (whole HeadEnd: readings flattened, rows written in the commit, JSON lines "
+            "to a file after it)"
+        )
+    if "S" in done:
+        s = done["S"]
+        print(
+            f"S  sharded head-end, {s['meters']:,} meters, {s['c1']:,} C1 over UDP 127.0.0.1 "
+            f"({s['cpus']} CPUs shared with the load generator)"
+        )
+        for w in (1, 2):
+            run = s[f"workers_{w}"]
+            print(
+                f"   {w} worker{'s' if w > 1 else ' '}: {run['per_s']:>10,.0f} C1/s  "
+                f"(per worker {run['per_worker']}, {run['lost']:,} lost, "
+                f"{run['forwarded']:,} forwarded)"
+            )
+        print(f"   ratio 2/1: {s['ratio']:.2f}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ records of ``ts_sec, ts_frac, captured_length, original_length`` followed by the
 the link types Ethernet (1), raw IP (101, 12, 14), BSD loopback (0) and Linux cooked (113), with
 IPv4/IPv6 and TCP/UDP decoded. :func:`tcp_streams` reassembles each TCP direction in sequence
 order (dropping retransmitted bytes) so that wrapper frames split across segments, or several
-in one segment, come out whole. :class:`PcapWriter` writes Ethernet/IPv4 records with correct
-checksums-free headers (the capture tool and the tests use it).
+in one segment, come out whole. :class:`PcapWriter` writes Ethernet/IPv4 (or IPv6) records
+with zero checksums (the capture tap, ``captures/generate.py`` and the tests use it).
 
 Only this module and ``transport/`` touch files and sockets below the CLI; everything here is
 deterministic over its input bytes and raises only :class:`~cosemcast.errors.DecodeError` on a
@@ -17,6 +17,7 @@ malformed file.
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -214,6 +215,18 @@ class PcapWriter:
         self._seq: dict[tuple[str, str, int, int], int] = {}
 
     def _frame(self, src: str, dst: str, proto: int, l4: bytes) -> bytes:
+        eth = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01"
+        if ":" in src or ":" in dst:
+            ip = struct.pack(
+                ">IHBB16s16s",
+                6 << 28,
+                len(l4),
+                proto,
+                64,
+                ipaddress.IPv6Address(src).packed,
+                ipaddress.IPv6Address(dst).packed,
+            )
+            return eth + b"\x86\xdd" + ip + l4
         ip = struct.pack(
             ">BBHHHBBH4s4s",
             0x45,
@@ -224,11 +237,10 @@ class PcapWriter:
             64,
             proto,
             0,
-            bytes(int(x) for x in src.split(".")),
-            bytes(int(x) for x in dst.split(".")),
+            ipaddress.IPv4Address(src).packed,
+            ipaddress.IPv4Address(dst).packed,
         )
-        eth = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
-        return eth + ip + l4
+        return eth + b"\x08\x00" + ip + l4
 
     def _record(self, timestamp: float, frame: bytes) -> None:
         sec = int(timestamp)
@@ -253,6 +265,37 @@ class PcapWriter:
         ack = self._seq.get((dst, src, dport, sport), 1)
         l4 = struct.pack(">HHIIBBHHH", sport, dport, seq, ack, 5 << 4, 0x18, 65535, 0, 0)
         self._record(timestamp, self._frame(src, dst, 6, l4 + payload))
+
+    def write_tcp_segment(
+        self,
+        timestamp: float,
+        src: str,
+        sport: int,
+        dst: str,
+        dport: int,
+        *,
+        seq: int,
+        ack: int,
+        flags: int,
+        payload: bytes = b"",
+    ) -> None:
+        """One TCP segment with explicit sequence and acknowledgement numbers and flags."""
+        l4 = struct.pack(
+            ">HHIIBBHHH",
+            sport,
+            dport,
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            5 << 4,
+            flags,
+            65535,
+            0,
+            0,
+        )
+        self._record(timestamp, self._frame(src, dst, 6, l4 + payload))
+
+    def flush(self) -> None:
+        self._file.flush()
 
     def close(self) -> None:
         self._file.close()

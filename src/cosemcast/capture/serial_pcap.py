@@ -167,6 +167,9 @@ class SerialPcapWriter:
         body = bytes((int(direction),)) + bytes(data)
         self._file.write(struct.pack("<IIII", sec, usec, len(body), len(body)) + body)
 
+    def flush(self) -> None:
+        self._file.flush()
+
     def close(self) -> None:
         self._file.close()
 

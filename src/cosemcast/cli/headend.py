@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from cosemcast.cli._headend_pull import add_pull_command
+
 __all__ = ["register"]
 
 _EPILOG = """\
@@ -91,7 +93,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="SQLite state and readings (default: %(default)s)",
     )
     listen.add_argument("--json-log", action="store_true", help="log JSON lines instead of text")
+    listen.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="shard the ingest over N processes on the --udp port, one --db file each "
+        "(UDP only; specs/shared-payload.md §9.4)",
+    )
+    listen.add_argument("--pcap", metavar="FILE", type=Path, help="capture the traffic to FILE")
     listen.set_defaults(handler=_listen)
+    add_pull_command(commands)
     parser.set_defaults(handler=lambda args: _usage(parser))
 
 
@@ -113,7 +125,9 @@ class _JsonFormatter(logging.Formatter):
 
 
 def _listen(args: argparse.Namespace) -> int:
+    from cosemcast.capture.tap import capturing
     from cosemcast.headend import HeadEnd, HeadEndService, ReadingSink, SqliteHeadEndStore
+    from cosemcast.headend.headend import SERVICE_GROUP_COMMIT
     from cosemcast.headend.keys import load_keys
 
     if args.udp is None and args.tcp is None:
@@ -139,22 +153,29 @@ def _listen(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     out: TextIO | None = None
     try:
+        if args.workers != 1:
+            from cosemcast.cli._headend_shard import listen_sharded
+
+            return listen_sharded(args, stop)
         keys = load_keys(args.keys)
         out = open(args.out, "a", encoding="utf-8") if args.out is not None else None  # noqa: SIM115
-        with SqliteHeadEndStore(args.db, system_title=keys.system_title) as store:
+        with SqliteHeadEndStore(
+            args.db, system_title=keys.system_title, keep_readings=True
+        ) as store:
             for meter, entry in keys.meters.items():
                 store.set_credentials(
                     meter,
                     shared_key=entry.shared_key,
                     agreement_public_key=entry.agreement_public_key,
                 )
-            sink = ReadingSink(stream=out if out is not None else sys.stdout, db_path=args.db)
+            sink = ReadingSink(stream=out if out is not None else sys.stdout)  # rows: the store
             head_end = HeadEnd(
                 keys.system_title,
                 store,
                 sink,
                 agreement_private_key=keys.private_key,
                 allow_unauthenticated_agreement=keys.allow_unauthenticated_agreement,
+                group_commit=SERVICE_GROUP_COMMIT,
             )
             group = None
             if args.group is not None:
@@ -163,9 +184,10 @@ def _listen(args: argparse.Namespace) -> int:
                 head_end, udp=args.udp, group=group, interface=args.interface, tcp=args.tcp
             )
             try:
-                service.start()
-                while not stop.wait(0.5):
-                    pass
+                with capturing(args.pcap):
+                    service.start()
+                    while not stop.wait(0.5):
+                        pass
             finally:
                 service.close()
                 sink.close()

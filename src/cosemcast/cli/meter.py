@@ -107,6 +107,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the meter's time N times faster than real time (demos)",
     )
     serve.add_argument("--json-log", action="store_true", help="log JSON lines instead of text")
+    serve.add_argument(
+        "--pcap",
+        metavar="FILE",
+        type=Path,
+        help="capture the meter's traffic to FILE (serial with TCP/UDP: FILE-serial.pcap too)",
+    )
     serve.set_defaults(handler=_serve)
     config = commands.add_parser(
         "config",
@@ -116,8 +122,39 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     config.add_argument(
         "--check", metavar="FILE", type=Path, help="check FILE instead and print a summary"
     )
+    config.add_argument(
+        "--shared",
+        action="store_true",
+        help="print the example with the shared-payload scheme ([shared_payload]) instead",
+    )
+    config.add_argument(
+        "--supervised",
+        action="store_true",
+        help="print the shared-payload example whose head-ends are assigned by a supervision "
+        "centre ([supervision]; README walkthrough) instead",
+    )
     config.set_defaults(handler=_config)
     parser.set_defaults(handler=lambda args: _usage(parser))
+
+
+_SUPERVISED = """
+# No head-end is configured here: the supervision centre assigns them (specs/supervision.md).
+# The meter checks each initialization message with the centre's public key, then derives
+# Ks = F(Kt, I0) itself; the head-ends' addresses come from the table below.
+[supervision]
+kt = "000102030405060708090A0B0C0D0E0F"   # the meter's secret Kt: PUBLIC TEST VALUE
+centre_public_key = "centre.pem"          # written by `cosemcast supervision init`
+clock_tolerance_s = 300
+renewal_timeout_s = 0                     # validity counter ([0049]); 0: off
+
+  [[supervision.head_ends]]
+  system_title = "5355505000000001"       # supplier
+  destination = "127.0.0.1:4061"
+
+  [[supervision.head_ends]]
+  system_title = "4752494400000001"       # grid operator
+  destination = "127.0.0.1:4062"
+"""
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -131,24 +168,44 @@ def _serve(args: argparse.Namespace) -> int:
     if args.mode_e and args.serial is None:
         print("error: --mode-e needs --serial", file=sys.stderr)
         return 2
-    return run_serve(
-        ServeOptions(
-            config=args.config,
-            state=args.state,
-            tcp=args.tcp,
-            udp=args.udp,
-            serial=args.serial,
-            mode_e=args.mode_e,
-            speed=args.speed,
-            json_log=args.json_log,
+    from cosemcast.capture.tap import capturing
+
+    serial = args.serial is not None
+    with capturing(args.pcap, ip=bool(args.tcp or args.udp) or not serial, serial=serial):
+        return run_serve(
+            ServeOptions(
+                config=args.config,
+                state=args.state,
+                tcp=args.tcp,
+                udp=args.udp,
+                serial=args.serial,
+                mode_e=args.mode_e,
+                speed=args.speed,
+                json_log=args.json_log,
+            )
         )
-    )
 
 
 def _config(args: argparse.Namespace) -> int:
     from cosemcast.meter.config import default_config_text, load_config
 
     if args.check is None:
+        if args.shared or args.supervised:
+            from importlib import resources
+
+            example = resources.files("cosemcast.meter").joinpath("shared_meter.toml")
+            text = example.read_text("utf-8")
+            if args.supervised:
+                text = text.split("\n  [[shared_payload.head_ends]]", 1)[0] + _SUPERVISED
+                text = text.replace(
+                    "push_interval_s = 900     ",
+                    "push_interval_s = 20      ",
+                    1,
+                ).replace(
+                    "(0: only on demand)", "(20 s for the walkthrough; 900 in service)", 1
+                )
+            sys.stdout.write(text)
+            return 0
         sys.stdout.write(default_config_text())
         return 0
     config = load_config(args.check)
@@ -156,6 +213,12 @@ def _config(args: argparse.Namespace) -> int:
         clients = ", ".join(f"{c.sap} ({c.authentication.value})" for c in device.clients)
         print(
             f"logical device {device.server_sap}: {len(device.objects)} objects; clients {clients}"
+        )
+    if config.shared_payload is not None:
+        shared = config.shared_payload
+        print(
+            f"shared payload on logical device {shared.server_sap}: C1 to "
+            f"{shared.c1_destination}, {len(shared.head_ends)} head-end(s)"
         )
     print(f"{args.check}: ok")
     return 0

@@ -17,7 +17,14 @@ helper ``cosemcast decode`` uses, given what the capture itself teaches, in capt
 * a general-ciphering APDU whose key-info (wrapped-key, agreed-key) yields a content key
   ``Kp`` teaches it under (originator, transaction-id); a later general-ciphering APDU of the
   same originator and transaction-id (``kp_id``) without key-info is opened with it: the C2
-  control messages and shared-payload C1s of DESIGN.md §4.
+  control messages and shared-payload C1s of DESIGN.md §4; a C2 whose meter has no ``kek``
+  is unwrapped with the ``kek`` of its recipient head-end's entry (that head-end's ``Ks``);
+* the f(StoC) and f(CtoS) of an HLS-GMAC pass are checked with the responders' keys;
+* enrollment requests and initialization messages (specs/supervision.md) are shown, checked
+  with the ``ke``/``ki`` fields of the key file (:mod:`cosemcast.capture.supervision_view`).
+
+The analysis lives in :mod:`cosemcast.cli._pcap_analysis`; this module reads the arguments and
+prints.
 
 Every APDU that is not deciphered says why (no key, tag does not verify, unknown kp_id), and a
 malformed frame or APDU is shown as such with its offset; the listing never stops on them.
@@ -32,26 +39,19 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from cosemcast.apdu import decode_apdu
-from cosemcast.apdu.acse import AARE, AARQ
-from cosemcast.apdu.general import AgreedKey as _AgreedKey
-from cosemcast.apdu.general import GeneralCiphering, WrappedKey
-from cosemcast.apdu.initiate import InitiateRequest
 from cosemcast.capture.summary import apdu_facts, apdu_kind, invoke_id
-from cosemcast.capture.traffic import Capture, CapturedFrame, read_capture
-from cosemcast.cli.decode import (
-    EXIT_CONFIGURATION,
-    EXIT_MALFORMED,
-    EXIT_NO_KEY,
-    EXIT_OK,
-    Decipherment,
-    ciphered_parts,
-    decipher_for_display,
+from cosemcast.capture.supervision_view import (
+    EnrollmentView,
+    InitMessageView,
+    SupervisionKeys,
+    load_capture_keys,
 )
+from cosemcast.capture.traffic import Capture, CapturedFrame, read_capture
+from cosemcast.cli._pcap_analysis import Analyser, Item
+from cosemcast.cli.decode import EXIT_CONFIGURATION, EXIT_MALFORMED, EXIT_NO_KEY, EXIT_OK
 from cosemcast.cli.render import JsonValue, Note, render_tree, to_jsonable
 from cosemcast.errors import ConfigurationError, DecodeError
 from cosemcast.link.hdlc import FrameType, HdlcFrame, decode_parameters
@@ -83,6 +83,7 @@ examples:
   cosemcast pcap captures/plain_association_tcp.pcap
   cosemcast pcap -V captures/serial_hdlc_session.pcap
   cosemcast pcap --keys captures/keys.toml captures/shared_payload_c2_c1.pcap
+  cosemcast pcap --keys captures/supervision_keys.toml captures/supervision_assignment.pcap
   cosemcast pcap --json --keys keys.toml capture.pcap | jq .summary
 
 exit status:
@@ -126,9 +127,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     path: Path = args.file
     keyring: KeyRing | None = None
+    extras = SupervisionKeys()
     if args.keys is not None:
         try:
-            keyring = KeyRing.from_toml(args.keys)
+            keyring, extras = load_capture_keys(args.keys)
         except ConfigurationError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_CONFIGURATION
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {path}: {exc}", file=sys.stderr)
         return EXIT_MALFORMED
     progress = _Progress(len(capture.frames), enabled=not args.no_progress and _big(path))
-    analyser = _Analyser(keyring, GeneralCipheringAad(args.general_aad))
+    analyser = Analyser(keyring, GeneralCipheringAad(args.general_aad), extras)
     items = []
     for n, frame in enumerate(capture.frames, start=1):
         items.append(analyser.analyse(frame))
@@ -177,147 +179,6 @@ class _Progress:
     def done(self) -> None:
         if self.enabled:
             print(f"pcap: {self.total} frames analysed", file=sys.stderr, flush=True)
-
-
-# --- analysis ------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Item:
-    """One frame and what was found in it."""
-
-    frame: CapturedFrame
-    apdu: object | None = None
-    parts: list[tuple[str, Decipherment]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    status: int = EXIT_OK
-    problem: str | None = None
-
-    def fail(self, status: int, problem: str | None) -> None:
-        if status > self.status:
-            self.status, self.problem = status, problem
-
-    def replace_part(self, index: int, result: Decipherment, note: str) -> None:
-        self.parts[index] = (self.parts[index][0], result)
-        self.notes.append(note)
-        self.status, self.problem = EXIT_OK, None
-        for _, part in self.parts:
-            self.fail(part.status, part.problem)
-
-
-_KeyName = tuple[bytes, bytes]  # (originator-system-title, transaction-id)
-
-
-class _Analyser:
-    """Decodes each frame's APDU and deciphers it with what the capture has taught so far."""
-
-    def __init__(self, keyring: KeyRing | None, aad: GeneralCipheringAad) -> None:
-        self.keyring = keyring
-        self.aad = aad
-        self.titles: dict[tuple[int, str], bytes] = {}
-        self.dedicated_keys: dict[int, bytes] = {}
-        self.content_keys: dict[_KeyName, bytes] = {}
-        # C1s seen before the C2 of their kp_id (specs/shared-payload.md §9.3: parked).
-        self.parked: dict[_KeyName, list[tuple[_Item, int, GeneralCiphering]]] = {}
-
-    def analyse(self, frame: CapturedFrame) -> _Item:
-        item = _Item(frame)
-        if frame.error is not None:
-            item.fail(EXIT_MALFORMED, _malformed_text(frame.error, frame.where))
-            return item
-        if frame.apdu is None:
-            return item
-        try:
-            apdu = decode_apdu(frame.apdu)
-        except DecodeError as exc:
-            item.fail(EXIT_MALFORMED, _apdu_malformed_text(exc, frame))
-            return item
-        item.apdu = apdu
-        conversation = frame.conversation.index
-        if isinstance(apdu, AARQ) and apdu.calling_ap_title:
-            self.titles[(conversation, frame.source)] = bytes(apdu.calling_ap_title)
-        if isinstance(apdu, AARE) and apdu.responding_ap_title:
-            self.titles[(conversation, frame.source)] = bytes(apdu.responding_ap_title)
-        if self.keyring is None:
-            return item
-        for index, (name, target) in enumerate(ciphered_parts(apdu)):
-            item.parts.append((name, self._decipher(target, item, index)))
-            item.fail(item.parts[-1][1].status, item.parts[-1][1].problem)
-        return item
-
-    def _decipher(self, apdu: object, item: _Item, index: int) -> Decipherment:
-        assert self.keyring is not None
-        conversation, source = item.frame.conversation.index, item.frame.source
-        preshared: bytes | None = None
-        if isinstance(apdu, GeneralCiphering):
-            unsupported = _unsupported_key_info(apdu)
-            if unsupported is not None:
-                return Decipherment(
-                    Note(f"not deciphered: {unsupported}"), EXIT_NO_KEY, unsupported
-                )
-            name = (bytes(apdu.originator_system_title), bytes(apdu.transaction_id))
-            if apdu.key_info is None:
-                preshared = self.content_keys.get(name)
-                if preshared is None:
-                    self.parked.setdefault(name, []).append((item, index, apdu))
-                    problem = (
-                        f"unknown kp_id {name[1].hex().upper() or '(empty)'}: "
-                        "no control message in the capture carries its key"
-                    )
-                    return Decipherment(Note(f"not deciphered: {problem}"), EXIT_NO_KEY, problem)
-        result = decipher_for_display(
-            apdu,
-            self.keyring,
-            self.aad,
-            system_title=self.titles.get((conversation, source)),
-            dedicated_key=self.dedicated_keys.get(conversation),
-            preshared_key=preshared,
-        )
-        if (
-            isinstance(apdu, GeneralCiphering)
-            and isinstance(apdu.key_info, WrappedKey | _AgreedKey)
-            and result.status == EXIT_OK
-            and result.content_key is not None
-        ):
-            self._learn(apdu, result.content_key, item.frame.packet)
-        if isinstance(result.plain, InitiateRequest) and result.plain.dedicated_key:
-            self.dedicated_keys[conversation] = bytes(result.plain.dedicated_key)
-        return result
-
-    def _learn(self, apdu: GeneralCiphering, key: bytes, packet: int) -> None:
-        """Remember a payload key and open the C1s that arrived before its C2."""
-        assert self.keyring is not None
-        name = (bytes(apdu.originator_system_title), bytes(apdu.transaction_id))
-        self.content_keys[name] = key
-        for item, index, parked in self.parked.pop(name, []):
-            result = decipher_for_display(parked, self.keyring, self.aad, preshared_key=key)
-            item.replace_part(index, result, f"Kp from the control message in packet {packet}")
-
-
-def _unsupported_key_info(apdu: GeneralCiphering) -> str | None:
-    info = apdu.key_info
-    if isinstance(info, _AgreedKey) and bytes(info.key_parameters) not in (b"\x01", b"\x02"):
-        shown = bytes(info.key_parameters).hex().upper() or "empty"
-        return f"agreed-key parameters {shown} are not supported (brief §6.1: 01 or 02)"
-    return None
-
-
-def _expected(exc: DecodeError) -> str:
-    return f" (expected {exc.expected})" if exc.expected and exc.expected not in exc.message else ""
-
-
-def _malformed_text(exc: DecodeError, where: str) -> str:
-    at = f" at offset {exc.offset} of {where}" if exc.offset is not None else f" in {where}"
-    return f"malformed frame{at}: {exc.message}{_expected(exc)}"
-
-
-def _apdu_malformed_text(exc: DecodeError, frame: CapturedFrame) -> str:
-    if exc.offset is None:
-        return f"malformed APDU: {exc.message}{_expected(exc)}"
-    where = f"offset {exc.offset} of the APDU"
-    if frame.apdu_offset is not None:
-        where += f" ({frame.where} offset {frame.apdu_offset + exc.offset})"
-    return f"malformed APDU at {where}: {exc.message}{_expected(exc)}"
 
 
 # --- lines ---------------------------------------------------------------------------------------
@@ -365,7 +226,17 @@ def _hdlc_only_text(link: HdlcFrame) -> str:
     return ""
 
 
+def _kind(apdu: object) -> str:
+    if isinstance(apdu, InitMessageView):
+        return "initialization-message"
+    if isinstance(apdu, EnrollmentView):
+        return "enrollment-request"
+    return apdu_kind(apdu)
+
+
 def _apdu_text(apdu: object) -> str:
+    if isinstance(apdu, InitMessageView | EnrollmentView):
+        return apdu.text()
     parts = [apdu_kind(apdu)]
     ident = invoke_id(apdu)
     if ident is not None:
@@ -376,7 +247,7 @@ def _apdu_text(apdu: object) -> str:
     return " ".join(parts)
 
 
-def _summary(item: _Item) -> str:
+def _summary(item: Item) -> str:
     frame = item.frame
     if frame.error is not None:
         return item.problem or "malformed"
@@ -397,7 +268,7 @@ def _summary(item: _Item) -> str:
     return text
 
 
-def _line(capture: Capture, item: _Item) -> str:
+def _line(capture: Capture, item: Item) -> str:
     frame = item.frame
     columns = [
         f"{frame.packet:>5}",
@@ -415,7 +286,7 @@ def _line(capture: Capture, item: _Item) -> str:
     return "  ".join(columns)
 
 
-def _shown(item: _Item, verbose: bool) -> bool:
+def _shown(item: Item, verbose: bool) -> bool:
     frame = item.frame
     if verbose or frame.apdu is not None or frame.error is not None or frame.text is not None:
         return True
@@ -423,14 +294,14 @@ def _shown(item: _Item, verbose: bool) -> bool:
     return isinstance(link, HdlcFrame) and link.frame_type not in _QUIET_HDLC and not link.segmented
 
 
-def _by_conversation(capture: Capture, items: list[_Item]) -> Iterator[tuple[int, list[_Item]]]:
-    groups: dict[int, list[_Item]] = {c.index: [] for c in capture.conversations}
+def _by_conversation(capture: Capture, items: list[Item]) -> Iterator[tuple[int, list[Item]]]:
+    groups: dict[int, list[Item]] = {c.index: [] for c in capture.conversations}
     for item in items:
         groups[item.frame.conversation.index].append(item)
     yield from groups.items()
 
 
-def _print_text(capture: Capture, items: list[_Item], *, verbose: bool) -> None:
+def _print_text(capture: Capture, items: list[Item], *, verbose: bool) -> None:
     if not items:
         print("no DLMS traffic found")
         return
@@ -451,7 +322,7 @@ def _print_text(capture: Capture, items: list[_Item], *, verbose: bool) -> None:
 # --- trees and JSON ------------------------------------------------------------------------------
 
 
-def _overrides(item: _Item) -> dict[str, object]:
+def _overrides(item: Item) -> dict[str, object]:
     """The frame's fields to replace: its APDU bytes by the decoded APDU, and what was
     deciphered (the shape of ``cosemcast decode``)."""
     overrides: dict[str, object] = {}
@@ -479,7 +350,7 @@ def _overrides(item: _Item) -> dict[str, object]:
     return overrides
 
 
-def _json_item(capture: Capture, item: _Item) -> dict[str, JsonValue]:
+def _json_item(capture: Capture, item: Item) -> dict[str, JsonValue]:
     frame = item.frame
     out: dict[str, JsonValue] = {
         "conversation": frame.conversation.index,
@@ -499,7 +370,7 @@ def _json_item(capture: Capture, item: _Item) -> dict[str, JsonValue]:
         out["invoke_id"] = invoke_id(item.apdu)
         plain = [r.plain for _, r in item.parts if r.plain is not None]
         if plain:
-            out["deciphered_type"] = apdu_kind(plain[0])
+            out["deciphered_type"] = _kind(plain[0])
             if out["invoke_id"] is None:
                 out["invoke_id"] = invoke_id(plain[0])
     out["summary"] = _summary(item)
@@ -510,7 +381,7 @@ def _json_item(capture: Capture, item: _Item) -> dict[str, JsonValue]:
     return out
 
 
-def _print_json(capture: Capture, items: list[_Item]) -> None:
+def _print_json(capture: Capture, items: list[Item]) -> None:
     for _index, group in _by_conversation(capture, items):
         for item in group:
             print(json.dumps(_json_item(capture, item)))

@@ -16,6 +16,8 @@ One invocation is one association: connect (``--tcp``, ``--udp`` or ``--serial``
   ``--help``).
 
 ``--json`` prints JSON (one object, or an array when several OBIS codes are read).
+``--pcap FILE`` writes the session's traffic to a pcap file while it runs
+(:mod:`cosemcast.capture.tap`; a serial session gets link type 147, specs/pcap.md).
 
 Exit status (``specs/client.md``): 0 done; 1 bad configuration (``--keys`` file, missing key)
 or another error; 2 usage; 3 the meter refused the association or its answer did not
@@ -129,10 +131,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     what.add_argument("--action", metavar="OBIS:METHOD[=VALUE]", help="invoke a method")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="write the session's traffic to FILE (pcap: Ethernet for TCP/UDP, link type 147 "
+        "for --serial; specs/pcap.md)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosemcast.capture.tap import capturing
     from cosemcast.client import RequestFailed
     from cosemcast.errors import (
         AssociationRejected,
@@ -143,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     try:
-        return _run(args)
+        with capturing(args.pcap, ip=not args.serial, serial=bool(args.serial)):
+            return _run(args)
     except _Usage as exc:
         return _fail(str(exc), EXIT_USAGE)
     except ConfigurationError as exc:
@@ -164,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_REFUSED)
     except TransportError as exc:
         return _fail(_transport_hint(exc), EXIT_NOT_REACHED)
+    except OSError as exc:
+        if args.pcap is None or exc.filename != args.pcap:
+            raise
+        return _fail(f"--pcap {args.pcap}: {exc.strerror or exc}", EXIT_USAGE)
 
 
 def _fail(message: str, status: int) -> int:

@@ -18,9 +18,10 @@ import math
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from cosemcast.apdu import decode_apdu
 from cosemcast.apdu.notifications import DataNotification
@@ -28,7 +29,18 @@ from cosemcast.axdr import BitString, CosemDate, CosemDateTime, CosemTime, DataT
 from cosemcast.errors import DecodeError, DlmsError
 from cosemcast.sharedpayload.messages import KpId
 
-__all__ = ["Reading", "ReadingSink", "ReadingValue", "ReadingsError", "flatten", "reading_from"]
+__all__ = [
+    "INSERT_READING",
+    "Reading",
+    "ReadingSink",
+    "ReadingValue",
+    "ReadingWriter",
+    "ReadingsError",
+    "create_readings_table",
+    "flatten",
+    "reading_from",
+    "reading_row",
+]
 
 JsonScalar = str | int | float | bool | None
 
@@ -41,6 +53,10 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS readings_by_meter ON readings (meter, id)",
 )
 _READINGS_VERSION = 1
+INSERT_READING = (
+    "INSERT INTO readings (received_at, head_end, meter, kp_id, invocation_counter, date_time,"
+    " body_json) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class ReadingsError(DlmsError):
@@ -82,15 +98,18 @@ class Reading:
         }
 
 
+_TYPE_NAMES: dict[type, str] = {type(None): "null-data", bool: "boolean"}
+
+
 def _type_name(value: object) -> str:
-    if value is None:
-        return "null-data"
-    if isinstance(value, bool):
-        return "boolean"
-    tag = getattr(type(value), "TAG", None)
-    if isinstance(tag, DataType):
-        return tag.name.lower().replace("_", "-")
-    return type(value).__name__
+    """The Blue Book name of a value's A-XDR type (it depends on the Python type alone)."""
+    kind = type(value)
+    name = _TYPE_NAMES.get(kind)
+    if name is None:
+        tag = getattr(kind, "TAG", None)
+        name = tag.name.lower().replace("_", "-") if isinstance(tag, DataType) else kind.__name__
+        _TYPE_NAMES[kind] = name
+    return name
 
 
 def _scalar(value: object) -> JsonScalar:
@@ -147,13 +166,56 @@ def reading_from(
     )
 
 
+def create_readings_table(conn: sqlite3.Connection) -> None:
+    """Create (or check) the ``readings`` table inside the caller's open transaction; the
+    head-end store uses it to write readings in the same commit as their replay records."""
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    row = conn.execute("SELECT version FROM readings_schema_version").fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO readings_schema_version (version) VALUES (?)", (_READINGS_VERSION,)
+        )
+    elif int(row[0]) > _READINGS_VERSION:
+        raise ReadingsError(f"readings schema {row[0]} is newer than this code")
+
+
+def reading_row(reading: Reading) -> tuple[float, str, str, str, int, str | None, str]:
+    """The parameters of :data:`INSERT_READING` for one reading."""
+    values = [{"path": v.path, "type": v.data_type, "value": v.value} for v in reading.values]
+    return (
+        reading.received_at,
+        reading.head_end.hex().upper(),
+        reading.meter_system_title.hex().upper(),
+        reading.kp_id.to_bytes().hex().upper(),
+        reading.invocation_counter,
+        reading.date_time,
+        json.dumps(values, separators=(",", ":")),
+    )
+
+
+class ReadingWriter(Protocol):
+    """What receives readings: a :class:`ReadingSink`, or one it forwards to (``also``), such
+    as :class:`~.sink_nats.NatsJetStreamSink`. ``write`` raises only :class:`ReadingsError`."""
+
+    def write(self, reading: Reading) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class ReadingSink:
-    """Writes readings as JSON lines to ``stream`` and/or rows of ``db_path``'s ``readings``."""
+    """Writes readings as JSON lines to ``stream`` and/or rows of ``db_path``'s ``readings``,
+    then hands each to every writer in ``also`` (in order); :meth:`close` closes them too."""
 
     def __init__(
-        self, *, stream: TextIO | None = None, db_path: str | os.PathLike[str] | None = None
+        self,
+        *,
+        stream: TextIO | None = None,
+        db_path: str | os.PathLike[str] | None = None,
+        also: Sequence[ReadingWriter] = (),
     ) -> None:
         self._stream = stream
+        self.also = tuple(also)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self.written = 0
@@ -218,9 +280,13 @@ class ReadingSink:
                 except sqlite3.Error as exc:
                     raise ReadingsError(f"cannot store a reading: {exc}") from exc
             self.written += 1
+        for writer in self.also:
+            writer.write(reading)
 
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+        for writer in self.also:
+            writer.close()

@@ -60,6 +60,7 @@ __all__ = [
     "PushConfig",
     "RegisterConfig",
     "Table",
+    "capture_list",
     "parse_object",
 ]
 
@@ -188,7 +189,7 @@ def parse_obis(table: Table, name: str, text: str) -> Obis:
         raise table.fail(name, f"{text!r} is not an OBIS code ({exc})") from None
 
 
-def _capture_list(table: Table, name: str) -> tuple[CaptureObjectDefinition, ...]:
+def capture_list(table: Table, name: str) -> tuple[CaptureObjectDefinition, ...]:
     raw = table.get(name, [])
     if not isinstance(raw, list):
         raise table.fail(name, 'must be a list of "class/obis/attribute[/data_index]" strings')
@@ -412,7 +413,7 @@ def _profile(table: Table, curves: Mapping[str, LoadCurve]) -> ProfileConfig:
     return ProfileConfig(
         table.obis("obis"),
         table.access(),
-        capture_objects=_capture_list(table, "capture_objects"),
+        capture_objects=capture_list(table, "capture_objects"),
         capture_period=table.integer("capture_period", 0, 0, 0xFFFFFFFF),
         profile_entries=table.integer("profile_entries", 1000, 1, 100_000),
         sort_method=method,
@@ -472,7 +473,7 @@ def _push(table: Table, curves: Mapping[str, LoadCurve]) -> PushConfig:
     return PushConfig(
         table.obis("obis", Obis(0, 0, 25, 9, 0, 255)),
         table.access(),
-        push_object_list=_capture_list(table, "push_object_list"),
+        push_object_list=capture_list(table, "push_object_list"),
         transport=services[transport],
         destination=destination,
         client_sap=table.integer("client_sap", 1, 1, 0x7F),

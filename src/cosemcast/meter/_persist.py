@@ -34,6 +34,8 @@ from cosemcast.cosem.profile import ProfileGeneric
 from cosemcast.cosem.push_setup import PushSetup
 from cosemcast.cosem.register import ExtendedRegister, Register
 from cosemcast.cosem.security_setup import SecuritySetup
+from cosemcast.cosem.shared_payload import PayloadKeyControl, SharedPayload
+from cosemcast.scheduling.cosem import UpstreamScheduleObject
 
 __all__ = ["restore", "secrets_of", "snapshot"]
 
@@ -51,6 +53,9 @@ _ATTRIBUTES: dict[type[CosemObject], tuple[int, ...]] = {
     DisconnectControl: (4,),
     SecuritySetup: (),
     AssociationLN: (),
+    SharedPayload: (4, 5, 6),
+    PayloadKeyControl: (3,),
+    UpstreamScheduleObject: (2, 3, 4, 5),
 }
 
 

@@ -18,6 +18,13 @@ its own thread:
 The wrapper's source wPort is the logical device, the destination wPort the client SAP
 (brief §1). A push that cannot be sent is logged and dropped (pushes are not confirmed, so
 number_of_retries and repetition_delay are not used; decision).
+
+The shared-payload scheme (:mod:`cosemcast.meter.shared`) queues its C1s and C2s here too, with
+three differences: over UDP they leave from the meter's own UDP server port when it serves UDP
+(``via_server``; the head-ends acknowledge to the source address), a C2 pushed over TCP waits
+for the acknowledgement on that connection (``expect_ack``, up to a few seconds) and hands it
+to :meth:`~cosemcast.meter.meter.SoftwareMeter.receive_ack`, and ``sent`` is told the size of
+every APDU that left (the unit's counters).
 """
 
 from __future__ import annotations
@@ -25,13 +32,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cosemcast.axdr.types import CosemDateTime, Structure
 from cosemcast.cosem.push_setup import PushSetup, TransportService
-from cosemcast.errors import DlmsError
+from cosemcast.errors import DlmsError, ResponseTimeout
 from cosemcast.link.wrapper import WrapperFrame
 from cosemcast.security.counters import make_key_id
 from cosemcast.security.gcm import SecurityControl, SymmetricKeys
@@ -40,12 +47,13 @@ from cosemcast.security.protection import cipher_apdu
 if TYPE_CHECKING:
     from cosemcast.meter.build import LogicalDevice, Scheduled
     from cosemcast.meter.meter import SoftwareMeter
-    from cosemcast.transport.udp import UdpPushSender
+    from cosemcast.transport.udp import UdpPushSender, UdpWrapperServer
 
 __all__ = ["Outgoing", "PushSender", "build_push"]
 
 _log = logging.getLogger("cosemcast.meter")
 _TCP_TIMEOUT_S = 5.0
+_ACK_WAIT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,12 @@ class Outgoing:
     server_sap: int
     client_sap: int
     name: str
+    via_server: bool = False
+    broadcast: bool = False
+    expect_ack: bool = False
+    sent: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
+    via: Callable[[bytes], None] | None = field(default=None, repr=False, compare=False)
+    """Send with this instead (the link a request came on: a broadcast's acknowledgement)."""
 
 
 def build_push(
@@ -119,7 +133,7 @@ class PushSender:
     def __init__(self, meter: SoftwareMeter) -> None:
         self._meter = meter
         self._lock = threading.Lock()
-        self._udp: dict[tuple[str, int], UdpPushSender] = {}
+        self._udp: dict[tuple[tuple[str, int], bool], UdpPushSender] = {}
         self._queue: queue.SimpleQueue[Outgoing | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._closed = False
@@ -146,11 +160,18 @@ class PushSender:
 
     def _send(self, item: Outgoing) -> None:
         frame = WrapperFrame(item.server_sap, item.client_sap, item.apdu)
-        if item.transport == TransportService.UDP:
+        if item.via is not None:
+            item.via(item.apdu)
+            _log.info("push %s sent back over the link it answers", item.name)
+        elif item.transport == TransportService.UDP:
             address = _host_port(item.destination)
             if address is None:
                 raise _bad_destination(item)
-            self._udp_sender(address).send_frame(frame)
+            server = self._udp_server() if item.via_server and not item.broadcast else None
+            if server is not None:
+                server.send_frame(frame, address)
+            else:
+                self._udp_sender(address, item.broadcast).send_frame(frame)
             _log.info("push %s sent to %s (UDP)", item.name, item.destination)
         elif item.transport == TransportService.TCP:
             self._send_tcp(item)
@@ -165,6 +186,15 @@ class PushSender:
             _log.warning(
                 "push %s: transport service %d is not supported", item.name, item.transport
             )
+            return
+        if item.sent is not None:
+            item.sent(len(item.apdu))
+
+    def _udp_server(self) -> UdpWrapperServer | None:
+        from cosemcast.transport.udp import UdpWrapperServer
+
+        servers = self._meter.servers
+        return next((s for s in servers if isinstance(s, UdpWrapperServer) and not s.closed), None)
 
     def _send_tcp(self, item: Outgoing) -> None:
         if not item.destination:
@@ -190,16 +220,28 @@ class PushSender:
             timeout_s=_TCP_TIMEOUT_S,
         ) as link:
             link.send_apdu(item.apdu)
-        _log.info("push %s sent to %s (TCP)", item.name, item.destination)
+            _log.info("push %s sent to %s (TCP)", item.name, item.destination)
+            if item.expect_ack:
+                try:
+                    self._meter.receive_ack(link.receive_apdu(_ACK_WAIT_S))
+                except ResponseTimeout:
+                    _log.info("push %s: no acknowledgement on the connection", item.name)
 
-    def _udp_sender(self, address: tuple[str, int]) -> UdpPushSender:
+    def _udp_sender(self, address: tuple[str, int], broadcast: bool = False) -> UdpPushSender:
         from cosemcast.transport.udp import UdpPushSender
 
         with self._lock:
-            sender = self._udp.get(address)
+            key = (address, broadcast)
+            sender = self._udp.get(key)
             if sender is None or sender.closed:
-                sender = UdpPushSender(address[0], address[1], source_wport=0, destination_wport=0)
-                self._udp[address] = sender
+                sender = UdpPushSender(
+                    address[0],
+                    address[1],
+                    source_wport=0,
+                    destination_wport=0,
+                    broadcast=broadcast,
+                )
+                self._udp[key] = sender
             return sender
 
     def close(self, timeout_s: float = 5.0) -> None:

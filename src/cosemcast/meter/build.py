@@ -38,6 +38,7 @@ from cosemcast.cosem.profile import ProfileGeneric
 from cosemcast.cosem.push_setup import CommunicationWindow, PushSetup, SendDestinationAndMethod
 from cosemcast.cosem.register import ExtendedRegister, Register
 from cosemcast.cosem.security_setup import SecuritySetup
+from cosemcast.cosem.shared_payload import SharedPayload
 from cosemcast.meter._objects_config import (
     ACCESS_LEVELS,
     ClockConfig,
@@ -100,9 +101,9 @@ class CurveRegister:
 
 @dataclass(slots=True)
 class Scheduled:
-    """A profile or push setup and the meter time of its next capture or push."""
+    """A profile, push setup or shared-payload capture and the meter time it is next due."""
 
-    obj: ProfileGeneric | PushSetup
+    obj: ProfileGeneric | PushSetup | SharedPayload
     period_s: int
     config: PushConfig | None = None
     next_due: dt.datetime | None = None

@@ -23,13 +23,14 @@ client are visible to that client only, with its level.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -45,8 +46,16 @@ from cosemcast.meter._objects_config import (
     Table,
     parse_object,
 )
+from cosemcast.meter._schedule_config import ScheduleConfig, parse_schedule
+from cosemcast.meter._shared_config import (
+    SharedHeadEndConfig,
+    SharedPayloadConfig,
+    parse_shared_payload,
+    reserved_objects,
+)
 from cosemcast.meter.loadcurve import LoadCurve
 from cosemcast.obis import Obis
+from cosemcast.scheduling.orders import UPSTREAM_SCHEDULE_OBIS
 
 __all__ = [
     "ACCESS_LEVELS",
@@ -55,8 +64,11 @@ __all__ = [
     "ClientConfig",
     "LogicalDeviceConfig",
     "MeterConfig",
+    "ScheduleConfig",
     "SecurityConfig",
     "SerialConfig",
+    "SharedHeadEndConfig",
+    "SharedPayloadConfig",
     "default_config_text",
     "load_config",
     "parse_config",
@@ -150,6 +162,11 @@ class MeterConfig:
     load_curves: Mapping[str, LoadCurve]
     devices: tuple[LogicalDeviceConfig, ...]
     text: str = field(repr=False, default="")
+    shared_payload: SharedPayloadConfig | None = None
+    supervision: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    """The raw ``[supervision]`` table, parsed by the assignment unit (class 8962)."""
+    schedule: ScheduleConfig | None = None
+    """The ``[schedule]`` table: the upstream-schedule object (specs/scheduling.md §11)."""
 
     def device(self, server_sap: int) -> LogicalDeviceConfig | None:
         return next((d for d in self.devices if d.server_sap == server_sap), None)
@@ -186,7 +203,15 @@ def parse_config(text: str, *, source: str = "<string>", base: Path | None = Non
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{source}: not valid TOML: {exc}") from exc
     root = Table(source, "", data)
-    root.only("meter", "serial", "load_curves", "logical_devices")
+    root.only(
+        "meter",
+        "serial",
+        "load_curves",
+        "logical_devices",
+        "shared_payload",
+        "supervision",
+        "schedule",
+    )
     meter = root.table("meter")
     meter.only("name", "max_pdu_size")
     serial = root.table("serial")
@@ -210,6 +235,15 @@ def parse_config(text: str, *, source: str = "<string>", base: Path | None = Non
         if any(d.server_sap == device.server_sap for d in devices):
             raise table.fail("server_sap", f"server SAP {device.server_sap} is used twice")
         devices.append(device)
+    shared = None
+    if "shared_payload" in root:
+        shared = _shared_payload(root.table("shared_payload"), devices, base or Path.cwd())
+    schedule = None
+    if "schedule" in root:
+        schedule = _schedule(root.table("schedule"), devices)
+    supervision = root.get("supervision", {})
+    if not isinstance(supervision, dict):
+        raise root.fail("supervision", "must be a table")
     return MeterConfig(
         source=source,
         name=meter.string("name", "cosemcast software meter"),
@@ -218,7 +252,62 @@ def parse_config(text: str, *, source: str = "<string>", base: Path | None = Non
         load_curves=curves,
         devices=tuple(devices),
         text=text,
+        shared_payload=shared,
+        supervision=supervision,
+        schedule=schedule,
     )
+
+
+def _schedule(table: Table, devices: list[LogicalDeviceConfig]) -> ScheduleConfig:
+    """``[schedule]`` (specs/scheduling.md §11) and its references into a device."""
+    schedule = parse_schedule(table)
+    sap = schedule.server_sap
+    device = devices[0] if sap is None else next((d for d in devices if d.server_sap == sap), None)
+    if device is None:
+        raise table.fail("logical_device", f"no logical device has server SAP {sap}")
+    if any(o.obis == UPSTREAM_SCHEDULE_OBIS for o in device.objects):
+        raise table.fail("logical_device", f"{UPSTREAM_SCHEDULE_OBIS} is taken by an object")
+    saps = {c.sap for c in device.clients}
+    if schedule.broadcast_client_sap not in saps:
+        raise table.fail(
+            "broadcast_client_sap", f"client {schedule.broadcast_client_sap} is not defined"
+        )
+    for client_sap in schedule.access:
+        if client_sap not in saps:
+            raise table.fail("access", f"client SAP {client_sap} is not defined")
+    return dataclasses.replace(schedule, server_sap=device.server_sap)
+
+
+def _shared_payload(
+    table: Table, devices: list[LogicalDeviceConfig], base: Path
+) -> SharedPayloadConfig:
+    """``[shared_payload]`` (specs/shared-payload.md §8.5) and its references into a device."""
+    curve = "secp256r1"
+    shared = parse_shared_payload(
+        table,
+        public_key=lambda t, name: _public_key(t, name, base, curve),
+        private_key=lambda t, name: _private_key(t, name, base, curve),
+    )
+    sap = shared.server_sap
+    device = devices[0] if sap is None else next((d for d in devices if d.server_sap == sap), None)
+    if device is None:
+        raise table.fail("logical_device", f"no logical device has server SAP {sap}")
+    captured = shared.capture_objects
+    if captured is None:
+        push = next((o for o in device.objects if isinstance(o, PushConfig)), None)
+        if push is None:
+            raise table.fail("capture_objects", "needed when the device has no push setup")
+        captured = push.push_object_list
+    classes = {o.obis: o.class_id for o in device.objects}
+    reserved = reserved_objects(len(shared.head_ends))
+    for obis in reserved:
+        if obis in classes:
+            raise table.fail("logical_device", f"{obis} is taken by the shared-payload scheme")
+    classes.update(reserved)
+    for ref in captured:
+        if classes.get(ref.logical_name) != ref.class_id:
+            raise table.fail("capture_objects", f"{ref} names no such object in the device")
+    return dataclasses.replace(shared, server_sap=device.server_sap, capture_objects=captured)
 
 
 def _load_curve(table: Table) -> LoadCurve:

@@ -26,6 +26,17 @@ gets an AARE rejected-permanent (no-reason-given) or an EXCEPTION-Response. Afte
 and time step, everything that changed is written in one transaction (state.py), so a client
 dropping mid-request leaves the state before or after that request. Pushes queue under the lock
 and are sent after it is released (:mod:`cosemcast.meter._push`).
+
+Shared payload. With a ``[shared_payload]`` table the meter gets a
+:class:`~cosemcast.meter.shared.SharedPayloadUnit` (:attr:`SoftwareMeter.shared`) on that
+logical device: its objects join the object model, its C1 Push setup and capture run on the
+same schedule as everything else, every step and request polls it for C2s due, and a
+general-ciphering APDU reaching the meter on any link is offered to it as an acknowledgement
+before any association sees it. Its sealer state is written in the same transaction as the rest.
+
+Upstream schedule. With a ``[schedule]`` table, :attr:`SoftwareMeter.schedule` holds what the
+pushes fired by the time steps queue until each meter's slot, and takes broadcast group
+commands out of the association path (:mod:`cosemcast.meter.schedule`).
 """
 
 from __future__ import annotations
@@ -36,8 +47,9 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cosemcast.association import NEED_DATA, ServerConnection
 from cosemcast.axdr.types import Float64, Structure
@@ -46,9 +58,12 @@ from cosemcast.cosem.disconnect import DisconnectControl
 from cosemcast.cosem.profile import ProfileGeneric, SortMethod
 from cosemcast.cosem.push_setup import PushSetup
 from cosemcast.cosem.security_setup import KeyId, SecuritySetup, TransferredKey
+from cosemcast.cosem.shared_payload import SharedPayload
 from cosemcast.meter._answers import log_event, log_output, refusal
 from cosemcast.meter._persist import restore, secrets_of, snapshot
 from cosemcast.meter._push import Outgoing, PushSender, build_push
+from cosemcast.meter._shared_state import OWNER as SHARED_OWNER
+from cosemcast.meter._shared_state import dump_state, load_state
 from cosemcast.meter.build import (
     LogicalDevice,
     Scheduled,
@@ -57,10 +72,14 @@ from cosemcast.meter.build import (
     register_value,
 )
 from cosemcast.meter.config import MeterConfig, load_config
-from cosemcast.meter.state import MeterState, StateWriter, check_state_path
+from cosemcast.meter.schedule import UpstreamScheduleUnit
+from cosemcast.meter.shared import SharedPayloadUnit
+from cosemcast.meter.state import MeterState, MeterStateError, StateWriter, check_state_path
 from cosemcast.security.counters import CounterStore, ReceivedCounterStore
 
 if TYPE_CHECKING:
+    from cosemcast.meter.authorization import MeterSupervision  # assignment (supervision)
+    from cosemcast.sharedpayload import SealerState
     from cosemcast.transport.serial import HdlcSerialServer
     from cosemcast.transport.tcp import TcpWrapperServer
     from cosemcast.transport.udp import UdpWrapperServer
@@ -70,6 +89,7 @@ __all__ = ["MeterSession", "SoftwareMeter", "TimeSource", "utc_now"]
 _log = logging.getLogger("cosemcast.meter")
 
 TimeSource = Callable[[], dt.datetime]
+T = TypeVar("T")
 _UTC = dt.UTC
 _AARQ_TAG = 0x60
 
@@ -131,7 +151,12 @@ class SoftwareMeter:
         self._sessions: set[MeterSession] = set()
         self.sender = PushSender(self)
         self.servers: list[TcpWrapperServer | UdpWrapperServer | HdlcSerialServer] = []
+        self.shared: SharedPayloadUnit | None = None
+        self.schedule: UpstreamScheduleUnit | None = None
         self._closed = False
+        # --- assignment (supervision) ---
+        self.supervision: MeterSupervision | None = None
+        # --- end assignment (supervision) ---
         path = check_state_path(state_path)
         self.state = MeterState(path)
         try:
@@ -155,8 +180,28 @@ class SoftwareMeter:
         for device_config in config.devices:
             device = build_device(device_config, config, self._time_source)
             self.devices[device.sap] = device
+            shared = config.shared_payload
+            if shared is not None and shared.server_sap == device.sap:
+                self.shared = SharedPayloadUnit(
+                    self,
+                    device,
+                    shared,
+                    counters=self._counters,
+                    rng=self._rng,
+                    state=self._shared_state(device.sap),
+                )
+            schedule = config.schedule
+            if schedule is not None and schedule.server_sap == device.sap:
+                self.schedule = UpstreamScheduleUnit(
+                    self, device, schedule, counters=self._counters, received=self._received
+                )
             self._restore(device)
             self._wire(device)
+        # --- assignment (supervision) ---
+        from cosemcast.meter.authorization import MeterSupervision
+
+        self.supervision = MeterSupervision.from_meter(self)
+        # --- end assignment (supervision) ---
         self._check_fingerprint()
         _log.info(
             "meter %r: %d logical device(s), state in %s", config.name, len(self.devices), path
@@ -201,10 +246,26 @@ class SoftwareMeter:
             self._check_open()
             try:
                 self._step(_aware(self.clock() if now is None else now))
+                if self.shared is not None:
+                    self.shared.poll()
             finally:
                 self._flush()
             outgoing = self._take_outgoing()
         self.sender.send(outgoing)
+
+    def apply(self, action: Callable[[], T]) -> T:
+        """Run ``action`` under the meter's lock (at the current time), then persist what it
+        changed and send what it queued: how code outside a request changes the meter
+        (``meter.apply(meter.shared.c1_push.push)``)."""
+        with self._lock:
+            self._check_open()
+            try:
+                result = action()
+            finally:
+                self._flush()
+            outgoing = self._take_outgoing()
+        self.sender.send(outgoing)
+        return result
 
     def run(self, stop: threading.Event, tick_s: float = 0.5) -> None:
         """Advance with ``clock()`` every ``tick_s`` seconds until ``stop`` is set."""
@@ -215,6 +276,10 @@ class SoftwareMeter:
     def _step(self, target: dt.datetime) -> None:
         if target <= self._source_now:
             return
+        # --- assignment (supervision) ---
+        if self.supervision is not None:
+            self.supervision.before_step(target)
+        # --- end assignment (supervision) ---
         for device in self.devices.values():
             for item in (*device.profiles, *device.pushes):
                 self._plan(device, item, target)
@@ -223,9 +288,16 @@ class SoftwareMeter:
             if due is None or due[0] > target:
                 break
             moment, device, item = due
+            self._release(moment)
             self._integrate(max(moment, self._source_now))
             self._fire(device, item, target)
+        self._release(target)
         self._integrate(target)
+
+    def _release(self, until: dt.datetime) -> None:
+        """Queue the sends the upstream schedule held until ``until`` (schedule.py)."""
+        if self.schedule is not None:
+            self._outgoing.extend(self.schedule.release(until))
 
     def _period(self, item: Scheduled) -> int:
         if isinstance(item.obj, ProfileGeneric):
@@ -307,8 +379,13 @@ class SoftwareMeter:
             return
         period = self._period(item)
         latest = (target - self._to_source(device, due)).total_seconds() < period
+        if isinstance(obj, SharedPayload):
+            if latest:
+                obj.capture(now=due)
+            return
         if latest and obj.in_window(due):
-            obj.push(now=due)
+            with self.schedule.reporting(device, due) if self.schedule else nullcontext():
+                obj.push(now=due)
         elif not latest:
             _log.debug("push %s due at %s skipped (catching up)", obj.logical_name, due)
 
@@ -349,7 +426,16 @@ class SoftwareMeter:
             self._check_open()
             try:
                 self._step(_aware(self.clock()))
-                answers = self._serve(session, apdu)
+                shared = self.shared
+                if shared is not None:
+                    shared.poll()
+                schedule = self.schedule
+                if (shared is not None and shared.receive_ack(apdu)) or (
+                    schedule is not None and schedule.receive(session, apdu)
+                ):
+                    answers = []
+                else:
+                    answers = self._serve(session, apdu)
             finally:
                 self._flush()
             outgoing = self._take_outgoing()
@@ -438,11 +524,39 @@ class SoftwareMeter:
                 obj.on_output = log_output
 
     def _queue_push(self, device: LogicalDevice, setup: PushSetup, body: Structure) -> None:
+        if self.shared is not None and self.shared.owns(setup):
+            self.shared.on_push(setup, body)
+            return
         item = next(p for p in device.pushes if p.obj is setup)
         item.invoke_id = (item.invoke_id + 1) & 0xFFFFFF
         outgoing = build_push(self, device, item, body)
         if outgoing is not None:
+            self.queue_outgoing(outgoing)
+
+    def queue_outgoing(self, outgoing: Outgoing) -> None:
+        """Queue a push; it is sent once the current request or step is done (or, fired at a
+        reporting instant, at the upstream schedule's slot)."""
+        if self.schedule is None or not self.schedule.defer(outgoing):
             self._outgoing.append(outgoing)
+
+    def receive_ack(self, apdu: bytes) -> bool:
+        """Offer an APDU received outside a request (on a push connection) to the
+        shared-payload unit as an acknowledgement; False when it was none."""
+        with self._lock:
+            if self._closed or self.shared is None:
+                return False
+            try:
+                return self.shared.receive_ack(apdu)
+            finally:
+                self._flush()
+
+    def _shared_state(self, sap: int) -> SealerState | None:
+        fields = self.state.fields(sap, SHARED_OWNER)
+        try:
+            return load_state(fields, self.state.secrets(sap, SHARED_OWNER))
+        except MeterStateError as exc:
+            _log.warning("%s; a new payload key will be drawn", exc)
+            return None
 
     def next_counter(self, key_id: str) -> int:
         """A fresh invocation counter from the meter's store (pushes use it)."""
@@ -495,10 +609,17 @@ class SoftwareMeter:
                 tx.replace_rows(device.sap, str(profile.logical_name), profile.buffer)
             for sap, owner, name, value in self._key_updates:
                 tx.set_secret(sap, owner, name, value)
+            shared = self.shared
+            if shared is not None and shared.dirty:
+                fields, secrets = dump_state(shared.sealer.snapshot())
+                tx.set_fields(shared.device.sap, SHARED_OWNER, fields)
+                tx.replace_secrets(shared.device.sap, SHARED_OWNER, secrets)
         self._dirty.clear()
         self._rows.clear()
         self._rewrite.clear()
         self._key_updates.clear()
+        if self.shared is not None:
+            self.shared.dirty = False
 
     def _write_object(self, tx: StateWriter, device: LogicalDevice, obj: CosemObject) -> None:
         name = str(obj.logical_name)
@@ -558,6 +679,8 @@ class SoftwareMeter:
             servers, self.servers = self.servers, []
         for server in servers:
             server.close()
+        if self.schedule is not None:
+            self.schedule.close()
         self.sender.close()
         with self._lock:
             self._flush()

@@ -275,7 +275,10 @@ def run_serve(
                 ready(meter)
             meter.run(stop, options.tick_s)
         finally:
+            shared = meter.shared
             meter.close()
+            if shared is not None:
+                _log.info("shared payload: %s", json.dumps(shared.stats(), sort_keys=True))
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -303,6 +306,14 @@ def _start(meter: SoftwareMeter, options: ServeOptions) -> None:
     if options.udp is not None:
         udp = meter.serve_udp(*options.udp)
         _log.info("serving UDP on %s", format_address(udp.address))
+    if meter.shared is not None and options.udp is None:
+        _log.warning(
+            "shared payload without --udp: head-ends acknowledge UDP C2s to the meter's UDP "
+            "port, so they will be re-sent until their key expires"
+        )
+    if meter.schedule is not None and meter.schedule.config.group is not None:
+        joined = meter.schedule.listen()
+        _log.info("group commands on %s", format_address(joined))
     if options.serial is not None:
         meter.serve_serial(options.serial, mode_e=options.mode_e)
         mode = " with the mode E sign-on" if options.mode_e else ""

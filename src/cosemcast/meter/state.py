@@ -107,6 +107,12 @@ class StateWriter:
         self._conn.execute("DELETE FROM profile_rows WHERE device = ? AND obis = ?", (device, obis))
         self.append_rows(device, obis, rows)
 
+    def replace_secrets(self, device: int, owner: str, secrets: Mapping[str, bytes]) -> None:
+        """Make ``secrets`` the only secrets of ``owner`` (the others are deleted)."""
+        self._conn.execute("DELETE FROM secrets WHERE device = ? AND owner = ?", (device, owner))
+        for name, value in secrets.items():
+            self.set_secret(device, owner, name, value)
+
     def set_secret(self, device: int, owner: str, name: str, value: bytes) -> None:
         self._conn.execute(
             "INSERT INTO secrets (device, owner, name, value) VALUES (?, ?, ?, ?) "

@@ -19,7 +19,11 @@ agreement keys come from a :class:`MeterCredentials` lookup. Time is passed in.
   only then records the counter, so forgeries cannot move it. The ingest path keeps, per
   (meter, kp_id), the ``AESGCM`` context of ``Kp`` and reads C1 bytes in their exact layout
   without the generic decoder (:func:`~.sealing.split_payload`); the store is still asked on
-  every C1, so a retired key is refused at once (tools/bench.py case I).
+  every C1, so a retired key is refused at once (tools/bench.py case I). A store that keeps
+  its keys as :class:`StoredKey` entries in memory (:class:`CachedPayloadKeyStore`: the
+  memory store, and the SQLite store of the head-end service, which writes them behind in
+  group commits, specs §9.2) is asked through :meth:`~CachedPayloadKeyStore.entry` and
+  :meth:`~CachedPayloadKeyStore.accept_in` instead: no record is rebuilt per C1.
 * :meth:`HeadEndOpener.expire` retires keys whose window has passed; a retired kp_id, and every
   kp_id at or below it, is refused from then on.
 """
@@ -29,7 +33,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -55,6 +59,7 @@ from cosemcast.sharedpayload.messages import (
     MessageKind,
     message_kind,
 )
+from cosemcast.sharedpayload.replay import ReplayWindow
 from cosemcast.sharedpayload.sealing import (
     check_payload_shape,
     open_control,
@@ -64,6 +69,7 @@ from cosemcast.sharedpayload.sealing import (
 )
 
 __all__ = [
+    "CachedPayloadKeyStore",
     "ControlAccepted",
     "HeadEndOpener",
     "MemoryPayloadKeyStore",
@@ -73,48 +79,12 @@ __all__ = [
     "ReceivedPayloadKey",
     "ReplayWindow",
     "StaticMeterCredentials",
+    "StoredKey",
     "as_general_ciphering",
 ]
 
 _KEY_CACHE_SIZE = 65_536
 DEFAULT_REPLAY_WINDOW = 64
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayWindow:
-    """The C1 counters accepted under one key: the highest, and a bitmap of the ``size``
-    counters at and below it (bit i set: ``highest - i`` was accepted), as in the IPsec
-    anti-replay window (RFC 4303 §3.4.3). specs/shared-payload.md §7.2."""
-
-    highest: int
-    bitmap: int = 1
-
-    def refusal(self, invocation_counter: int, size: int) -> ReplayError | None:
-        """Why ``invocation_counter`` must be refused, or None if it is new and recent."""
-        offset = self.highest - invocation_counter
-        if offset < 0:
-            return None
-        if offset >= size:
-            return ReplayError(
-                f"C1 invocation counter {invocation_counter} is more than {size} below the "
-                f"highest accepted ({self.highest})",
-                received=invocation_counter,
-                expected_min=self.highest - size + 1,
-            )
-        if self.bitmap >> offset & 1:
-            return ReplayError(
-                f"C1 invocation counter {invocation_counter} was accepted before",
-                received=invocation_counter,
-            )
-        return None
-
-    def accept(self, invocation_counter: int, size: int) -> ReplayWindow:
-        """The window after accepting ``invocation_counter`` (check :meth:`refusal` first)."""
-        mask = (1 << size) - 1
-        offset = invocation_counter - self.highest
-        if offset > 0:
-            return ReplayWindow(invocation_counter, (self.bitmap << offset | 1) & mask)
-        return ReplayWindow(self.highest, self.bitmap | 1 << -offset)
 
 
 class MeterCredentials(Protocol):
@@ -194,10 +164,11 @@ class PayloadKeyStore(Protocol):
         ...
 
 
-class _StoredKey:
-    """One entry of :class:`MemoryPayloadKeyStore`: the record as added, its replay window,
-    and whether it is still stored. :class:`HeadEndOpener` keeps the entry of each active
-    (meter, kp_id) between C1s; ``live`` turns False when the key is retired."""
+class StoredKey:
+    """One key entry of a :class:`CachedPayloadKeyStore`: the record as added, its replay
+    window, and whether the entry is still current. :class:`HeadEndOpener` keeps the entry of
+    each active (meter, kp_id) between C1s; ``live`` turns False when the key is retired or
+    the store drops the entry from memory (the opener then asks the store again)."""
 
     __slots__ = ("live", "record", "replay")
 
@@ -206,12 +177,29 @@ class _StoredKey:
         self.replay = record.replay
         self.live = True
 
+    def __repr__(self) -> str:
+        return f"StoredKey({self.record.meter_system_title.hex().upper()}, {self.record.kp_id})"
+
+
+@runtime_checkable
+class CachedPayloadKeyStore(PayloadKeyStore, Protocol):
+    """A :class:`PayloadKeyStore` whose keys are :class:`StoredKey` entries in memory."""
+
+    def entry(self, meter: bytes, kp_id: KpId) -> StoredKey | None:
+        """The current entry of (meter, kp_id), or None if no such key is active."""
+        ...
+
+    def accept_in(self, entry: StoredKey, invocation_counter: int, window_size: int) -> bool:
+        """:meth:`PayloadKeyStore.accept_counter` on an entry from :meth:`entry`; False once
+        the entry is no longer live."""
+        ...
+
 
 class MemoryPayloadKeyStore:
     """An in-memory :class:`PayloadKeyStore` (tests, examples, small deployments)."""
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[bytes, KpId], _StoredKey] = {}
+        self._keys: dict[tuple[bytes, KpId], StoredKey] = {}
         self._floors: dict[bytes, KpId] = {}
 
     def __repr__(self) -> str:
@@ -238,12 +226,12 @@ class MemoryPayloadKeyStore:
             replay,
         )
 
-    def entry(self, meter: bytes, kp_id: KpId) -> _StoredKey | None:
+    def entry(self, meter: bytes, kp_id: KpId) -> StoredKey | None:
         """The stored entry of (meter, kp_id) (the opener's C1 path: no merged record)."""
         return self._keys.get((meter, kp_id))
 
     @staticmethod
-    def accept_in(entry: _StoredKey, invocation_counter: int, window_size: int) -> bool:
+    def accept_in(entry: StoredKey, invocation_counter: int, window_size: int) -> bool:
         """:meth:`accept_counter` on an entry from :meth:`entry`; False once it is retired."""
         if not entry.live:
             return False
@@ -260,7 +248,7 @@ class MemoryPayloadKeyStore:
         slot = (key.meter_system_title, key.kp_id)
         if slot in self._keys:
             return False
-        self._keys[slot] = _StoredKey(key)
+        self._keys[slot] = StoredKey(key)
         return True
 
     def accept_counter(
@@ -333,7 +321,7 @@ class _PayloadSlot:
         self.meter = meter
         self.kp_id = kp_id
         self.record = key
-        self.entry: _StoredKey | None = None
+        self.entry: StoredKey | None = None
         self.keys = SymmetricKeys(key.payload_key)
         self.ack_payloads = bool(key.ack_request & AckRequest.PAYLOADS)
 
@@ -388,7 +376,7 @@ class HeadEndOpener:
         self.clock_skew_s = clock_skew_s
         self._allow_unauthenticated = allow_unauthenticated_agreement
         self._slots: dict[bytes, _PayloadSlot] = {}
-        self._memory = store if isinstance(store, MemoryPayloadKeyStore) else None
+        self._memory = store if isinstance(store, CachedPayloadKeyStore) else None
 
     def __repr__(self) -> str:
         return f"HeadEndOpener({self.system_title.hex().upper()}, store={self._store!r})"
@@ -531,7 +519,7 @@ class HeadEndOpener:
             if kp_id is None:
                 kp_id = KpId.from_bytes(canonical[_HEADER_KP_ID])
         memory = self._memory
-        entry: _StoredKey | None = None
+        entry: StoredKey | None = None
         replay: ReplayWindow | None = None
         if memory is not None:
             entry = slot.entry if slot is not None else None
@@ -564,8 +552,8 @@ class HeadEndOpener:
             if refusal is not None:
                 raise refusal
         notification = open_payload_parts(slot.keys, meter, ic, text, header)
-        if entry is not None:
-            accepted = MemoryPayloadKeyStore.accept_in(entry, ic, self.replay_window)
+        if memory is not None and entry is not None:
+            accepted = memory.accept_in(entry, ic, self.replay_window)
         else:
             accepted = self._store.accept_counter(meter, kp_id, ic, self.replay_window)
         if not accepted:

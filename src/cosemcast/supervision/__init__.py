@@ -4,6 +4,11 @@ Sans-IO pieces: the key function ``F`` and the other Kt-derived keys (:mod:`.kdf
 and encrypted initialization message (:mod:`.initmsg`), the meter's authentication and validity
 units (:mod:`.validation`), the meter's enrollment request (:mod:`.enrollment`); and the
 centre's SQLite registry (:mod:`.registry`).
+
+The centre as a service (import the modules directly; they pull in the client and transport
+layers): :mod:`.service` (``SupervisionService``, a DLMS server over TCP), :mod:`.client`
+(``SupervisionClient``, ``relay_init_message``, ``deliver_init_message``), :mod:`.channel`
+(HLS-GMAC settings and ``ChannelKeys``), :mod:`.wire` (the class-8963 service object).
 """
 
 from cosemcast.supervision.enrollment import (

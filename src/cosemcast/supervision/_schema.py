@@ -3,7 +3,7 @@
 ``PRAGMA user_version`` holds the schema version. :data:`MIGRATIONS` [n] takes version n to
 n + 1; each is a tuple of single statements (``executescript`` would commit on its own, and the
 migration must run inside the caller's ``BEGIN IMMEDIATE``). Never edit a published migration:
-append one.
+append one. Version 2 adds the public keys that a signing-key rotation retired (specs §3.5).
 """
 
 from __future__ import annotations
@@ -70,5 +70,13 @@ _V1 = (
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2 = (
+    """CREATE TABLE retired_signing_keys (
+        id INTEGER PRIMARY KEY,
+        public_key BLOB NOT NULL,
+        retired_at INTEGER NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)

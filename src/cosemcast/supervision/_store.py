@@ -74,6 +74,17 @@ class SqliteStore:
             raise
         conn.execute("COMMIT")
 
+    def release_thread(self) -> None:
+        """Close the calling thread's connection (a server thread that is about to end)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+
     def close(self) -> None:
         """Close every connection this registry opened (call when no thread uses it any more)."""
         with self._lock:
@@ -141,6 +152,24 @@ class SqliteStore:
                 decision.detail,
             ),
         )
+
+    def record(
+        self,
+        operation: str,
+        *,
+        actor: str,
+        now: int,
+        accepted: bool,
+        detail: str,
+        meter_id: bytes | None = None,
+        head_end_id: bytes | None = None,
+    ) -> None:
+        """Append one audit row for a decision taken outside the registry (the channel's)."""
+        decision = Decision(meter_id, head_end_id, detail)
+        with self._write() as conn:
+            self._audit(
+                conn, now, actor, operation, decision, "accepted" if accepted else "rejected"
+            )
 
     def _decide(
         self,

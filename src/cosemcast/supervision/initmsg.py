@@ -21,9 +21,11 @@ The policy checks (meter ID, window, sequence) are in :mod:`cosemcast.supervisio
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cosemcast.apdu import decode_apdu
@@ -57,6 +59,8 @@ __all__ = [
     "SealedInit",
     "check_signing_curve",
     "decode_init_body",
+    "key_fingerprint",
+    "public_key_bytes",
     "unseal",
 ]
 
@@ -106,6 +110,18 @@ def check_signing_curve(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublic
     """The centre signs with P-256 (suite 1); anything else is the caller's mistake."""
     if key.curve.name != "secp256r1":
         raise ValueError(f"the supervision centre signs with P-256, not {key.curve.name}")
+
+
+def public_key_bytes(key: ec.EllipticCurvePublicKey) -> bytes:
+    """The X9.62 uncompressed point ``04 ‖ X ‖ Y`` (65 bytes for P-256)."""
+    return key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+
+
+def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:
+    """First 8 bytes of SHA-256 over the uncompressed point, in hex: names a key in logs."""
+    return hashlib.sha256(public_key_bytes(key)).hexdigest()[:16].upper()
 
 
 @dataclass(frozen=True, slots=True)

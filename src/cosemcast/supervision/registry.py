@@ -38,7 +38,13 @@ from cosemcast.supervision.errors import (
     RegistryError,
     UnknownPartyError,
 )
-from cosemcast.supervision.initmsg import InitAction, InitMessage, check_signing_curve
+from cosemcast.supervision.initmsg import (
+    InitAction,
+    InitMessage,
+    check_signing_curve,
+    key_fingerprint,
+    public_key_bytes,
+)
 from cosemcast.supervision.kdf import I0_LENGTH, KT_LENGTHS, derive_ki, derive_ks
 from cosemcast.supervision.manifest import read_manifest
 from cosemcast.supervision.records import (
@@ -58,6 +64,8 @@ __all__ = [
     "Issued",
     "MeterRecord",
     "Registry",
+    "key_fingerprint",
+    "public_key_bytes",
     "read_manifest",
 ]
 
@@ -99,7 +107,7 @@ class Registry(SqliteStore):
         self.validity_s = validity_s
         self.enrollment_max_age_s = enrollment_max_age_s
         self.tolerance_s = tolerance_s
-        self._identity: tuple[bytes, ec.EllipticCurvePrivateKey] | None = None
+        self._identity: tuple[bytes, ec.EllipticCurvePrivateKey] | None = None  # (sealed, key)
 
     # --- identity of the centre --------------------------------------------------------------
 
@@ -135,15 +143,55 @@ class Registry(SqliteStore):
         self._decide("initialise", actor, now, run)
 
     def _centre(self) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
-        if self._identity is None:
-            centre_id = self._setting("centre_id")
-            sealed = self._setting("signing_key")
-            if centre_id is None or sealed is None:
-                raise RegistryError("the registry is not initialised (no centre identity)")
+        centre_id = self._setting("centre_id")
+        sealed = self._setting("signing_key")
+        if centre_id is None or sealed is None:
+            raise RegistryError("the registry is not initialised (no centre identity)")
+        # Re-read on every use: a rotation by another process takes effect at once.
+        if self._identity is None or self._identity[0] != sealed:
             scalar = self._master.open(sealed, column="settings.signing_key", row=b"")
             key = ec.derive_private_key(int.from_bytes(scalar, "big"), ec.SECP256R1())
-            self._identity = (centre_id, key)
-        return self._identity
+            self._identity = (sealed, key)
+        return centre_id, self._identity[1]
+
+    def rotate_signing_key(
+        self,
+        *,
+        now: int,
+        signing_key: ec.EllipticCurvePrivateKey | None = None,
+        actor: str = "admin",
+    ) -> ec.EllipticCurvePublicKey:
+        """Replace the centre's signing key (a P-256 key is drawn if none); specs §3.5.
+
+        The old public key is kept as retired. Meters learn the new one out of band: every
+        initialization message issued from now on is signed with the new key.
+        """
+        key = signing_key if signing_key is not None else ec.generate_private_key(ec.SECP256R1())
+        check_signing_curve(key)
+        scalar = key.private_numbers().private_value.to_bytes(32, "big")
+
+        def run(conn: sqlite3.Connection, decision: Decision) -> None:
+            _, old = self._centre()
+            conn.execute(
+                "INSERT INTO retired_signing_keys (public_key, retired_at) VALUES (?, ?)",
+                (public_key_bytes(old.public_key()), now),
+            )
+            sealed = self._master.seal(scalar, column="settings.signing_key", row=b"")
+            conn.execute("UPDATE settings SET value = ? WHERE name = 'signing_key'", (sealed,))
+            decision.detail = (
+                f"signing key {key_fingerprint(old.public_key())} retired, "
+                f"{key_fingerprint(key.public_key())} active"
+            )
+
+        self._decide("rotate-signing-key", actor, now, run)
+        return key.public_key()
+
+    def retired_signing_keys(self) -> list[tuple[bytes, int]]:
+        """(uncompressed public key, retired_at) of every retired signing key, oldest first."""
+        rows = self._conn().execute(
+            "SELECT public_key, retired_at FROM retired_signing_keys ORDER BY id"
+        )
+        return [(bytes(r[0]), int(r[1])) for r in rows]
 
     def centre_id(self) -> bytes:
         return self._centre()[0]

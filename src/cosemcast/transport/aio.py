@@ -10,6 +10,8 @@
   :func:`start_udp_server`, :func:`open_push_sender`, :func:`open_push_receiver`. The sockets
   for multicast and broadcast are set up by :mod:`cosemcast.transport.udp`.
 
+While a capture runs (:mod:`cosemcast.capture.tap`), every send and receive is shown to it.
+
 Timeouts are ``asyncio.timeout`` deadlines turned into :class:`ResponseTimeout`.
 """
 
@@ -21,6 +23,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar, cast
 
+from cosemcast.capture import tap as _tap
 from cosemcast.errors import (
     DecodeError,
     DlmsError,
@@ -83,9 +86,15 @@ class _AsyncWrapperStream(AsyncClosing):
         *,
         max_apdu_length: int = MAX_APDU_LENGTH,
         send_timeout_s: float | None = 10.0,
+        initiator: bool = False,
     ) -> None:
         self.peer: Address = to_address(writer.get_extra_info("peername"))
         self.local: Address = to_address(writer.get_extra_info("sockname"))
+        if (tap := _tap.active) is not None:
+            if initiator:
+                tap.tcp_open(self.local, self.peer)
+            else:
+                tap.tcp_open(self.peer, self.local)
         self._reader = reader
         self._writer = writer
         self._send_timeout_s = send_timeout_s
@@ -100,6 +109,8 @@ class _AsyncWrapperStream(AsyncClosing):
     async def send_frame(self, frame: WrapperFrame) -> None:
         data = frame.encode()
         self._check_open()
+        if (tap := _tap.active) is not None:
+            tap.tcp_data(self.local, self.peer, data, "send")
         try:
             self._writer.write(data)
             async with asyncio.timeout(self._send_timeout_s):
@@ -126,6 +137,8 @@ class _AsyncWrapperStream(AsyncClosing):
         if self._closed:
             return
         self._closed = True
+        if (tap := _tap.active) is not None:
+            tap.tcp_close(self.local, self.peer)
         self._writer.close()
         try:
             await self._writer.wait_closed()
@@ -151,8 +164,12 @@ class _AsyncWrapperStream(AsyncClosing):
             await self.close()
             raise transport_error(exc, "receiving from", self.peer) from exc
         if data:
+            if (tap := _tap.active) is not None:
+                tap.tcp_data(self.peer, self.local, data, "receive")
             self._decoder.receive_data(data)
             return
+        if (tap := _tap.active) is not None:
+            tap.tcp_close(self.peer, self.local)
         pending = self._decoder.buffered
         await self.close()
         if pending:
@@ -181,7 +198,11 @@ class AsyncTcpWrapperLink(_AsyncWrapperStream):
         send_timeout_s: float | None = 10.0,
     ) -> None:
         super().__init__(
-            reader, writer, max_apdu_length=max_apdu_length, send_timeout_s=send_timeout_s
+            reader,
+            writer,
+            max_apdu_length=max_apdu_length,
+            send_timeout_s=send_timeout_s,
+            initiator=True,
         )
         self.client_wport = client_wport
         self.server_wport = server_wport
@@ -374,9 +395,17 @@ class _DatagramQueue(asyncio.DatagramProtocol):
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(queue_size)
         self.malformed_datagrams = 0
         self.dropped_datagrams = 0
+        self.local: Address = ("", 0)
+        self.group: str | None = None  # for the capture tap: where datagrams were sent
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.local = to_address(transport.get_extra_info("sockname"))
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         source = to_address(addr)
+        if (tap := _tap.active) is not None:
+            local = self.local if self.group is None else (self.group, self.local[1])
+            tap.udp(source, local, data, "receive")
         try:
             frame = WrapperFrame.decode(data)
         except DecodeError as exc:
@@ -428,6 +457,8 @@ class _AsyncDatagramEndpoint(AsyncClosing):
         data = frame.encode()
         if self._transport.is_closing():
             raise TransportError(f"the UDP socket for {self._describe} is closed")
+        if (tap := _tap.active) is not None:
+            _tap_send(tap, self._transport, data, address)
         try:
             self._transport.sendto(data, address)
         except OSError as exc:
@@ -523,6 +554,8 @@ class _DatagramServerProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         source = to_address(addr)
+        if (tap := _tap.active) is not None and self.transport is not None:
+            tap.udp(source, to_address(self.transport.get_extra_info("sockname")), data, "receive")
         try:
             frame = WrapperFrame.decode(data)
         except DecodeError:
@@ -543,7 +576,10 @@ class _DatagramServerProtocol(asyncio.DatagramProtocol):
             response = await self.handler(source, frame)
             if response is not None and self.transport is not None:
                 reply = WrapperFrame(frame.destination_wport, frame.source_wport, response)
-                self.transport.sendto(reply.encode(), source)
+                data = reply.encode()
+                if (tap := _tap.active) is not None:
+                    _tap_send(tap, self.transport, data, source)
+                self.transport.sendto(data, source)
         except (DlmsError, OSError) as exc:
             _log.warning(
                 "datagram from %s dropped: %s: %s", format_address(source), type(exc).__name__, exc
@@ -566,8 +602,11 @@ class AsyncUdpWrapperServer(AsyncClosing):
 
     def send_frame(self, frame: WrapperFrame, address: Address) -> None:
         """Send an unsolicited frame (a push) from the server's port."""
+        data = frame.encode()
+        if (tap := _tap.active) is not None:
+            _tap_send(tap, self._transport, data, address)
         try:
-            self._transport.sendto(frame.encode(), address)
+            self._transport.sendto(data, address)
         except OSError as exc:
             raise transport_error(exc, "sending to", address) from exc
 
@@ -631,6 +670,12 @@ async def open_push_sender(
     sock, destination = sender_socket(
         host, port, ttl=ttl, loopback=loopback, interface=interface, broadcast=broadcast
     )
+    try:
+        # What the first send would do; done now so the capture tap knows the source port.
+        sock.bind(("::", 0) if sock.family == socket.AF_INET6 else ("", 0))
+    except OSError as exc:
+        sock.close()
+        raise transport_error(exc, "preparing to send to", destination) from exc
     transport, protocol = await _endpoint(sock, lambda: _DatagramQueue(16))
     return AsyncUdpPushSender(
         transport,
@@ -664,11 +709,26 @@ async def open_push_receiver(
 ) -> AsyncUdpPushReceiver:
     sock = receiver_socket(port, host=host, group=group, interface=interface, reuse_port=reuse_port)
     transport, protocol = await _endpoint(sock, lambda: _DatagramQueue(queue_size))
+    protocol.group = group
     describe = f"{format_address(to_address(sock.getsockname()))} (UDP)"
     return AsyncUdpPushReceiver(transport, protocol, describe)
 
 
 _P = TypeVar("_P", bound=asyncio.DatagramProtocol)
+
+
+def _tap_send(
+    tap: _tap.CaptureTap,
+    transport: asyncio.DatagramTransport,
+    data: bytes,
+    address: Address | None,
+) -> None:
+    """Show a datagram about to be sent to the capture tap (``capture/tap.py``)."""
+    peer = address if address is not None else transport.get_extra_info("peername")
+    if peer is None:
+        return
+    local = to_address(transport.get_extra_info("sockname"))
+    tap.udp(local, to_address(peer), data, "send")
 
 
 async def _endpoint(

@@ -20,6 +20,8 @@ the protocol; this module reads bytes (a short read timeout gives the timer reso
 passes them on with the monotonic clock, writes what they produce and changes the line
 settings (:mod:`cosemcast.transport.serial_port`). pyserial and OS errors become
 :class:`~cosemcast.errors.TransportError`.
+
+While a capture runs (:mod:`cosemcast.capture.tap`), every send and receive is shown to it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Self
 
+from cosemcast.capture import tap as _tap
+from cosemcast.capture.serial_pcap import SerialDirection
 from cosemcast.errors import (
     DecodeError,
     DlmsError,
@@ -99,6 +103,26 @@ _log = logging.getLogger(__name__)
 PUBLIC_CLIENT: Final = HdlcAddress.client(16)
 MANAGEMENT_LOGICAL_DEVICE: Final = HdlcAddress.server(1)
 
+_CLIENT_SENDS: Final = SerialDirection.CLIENT_TO_SERVER
+_CLIENT_HEARS: Final = SerialDirection.SERVER_TO_CLIENT
+_SERVER_SENDS: Final = SerialDirection.SERVER_TO_CLIENT
+_SERVER_HEARS: Final = SerialDirection.CLIENT_TO_SERVER
+
+
+def _write(direction: SerialDirection, port: SerialPort, data: bytes) -> None:
+    """:func:`write_all`, shown to the capture tap first (``capture/tap.py``)."""
+    if data and (tap := _tap.active) is not None:
+        tap.serial(direction, data, "write")
+    write_all(port, data)
+
+
+def _read(direction: SerialDirection, port: SerialPort) -> bytes:
+    """:func:`read_some`, shown to the capture tap."""
+    data = read_some(port)
+    if data and (tap := _tap.active) is not None:
+        tap.serial(direction, data, "read")
+    return data
+
 
 # --- the client ---------------------------------------------------------------------------------
 
@@ -127,16 +151,16 @@ def mode_e_sign_on(
         response_timeout_s=response_timeout_s,
         max_retries=max_retries,
     )
-    write_all(port, encode(client.start(now=clock())))
+    _write(_CLIENT_SENDS, port, encode(client.start(now=clock())))
     identification: Identification | None = None
     while True:
-        data = read_some(port)
+        data = _read(_CLIENT_HEARS, port)
         if data:
             client.receive_data(data, now=clock())
         while not isinstance(event := client.next_event(), NeedData):
             if isinstance(event, SwitchToHdlc):
                 assert identification is not None
-                write_all(port, encode(client.data_to_send()))
+                _write(_CLIENT_SENDS, port, encode(client.data_to_send()))
                 drain(port)
                 time.sleep(handover_delay_s)
                 apply_settings(port, SerialSettings(event.baud_rate))
@@ -149,7 +173,7 @@ def mode_e_sign_on(
                 return identification, event.baud_rate, client.leftover()
             if isinstance(event, IdentificationReceived):
                 identification = event.identification
-        write_all(port, encode(client.handle_timer(clock())))
+        _write(_CLIENT_SENDS, port, encode(client.handle_timer(clock())))
 
 
 class HdlcSerialLink(Closing):
@@ -239,7 +263,7 @@ class HdlcSerialLink(Closing):
         else:
             apply_settings(self.port, SerialSettings(self.baud_rate))
         self._down = None
-        write_all(self.port, self._connection.connect(now=self._clock()))
+        _write(_CLIENT_SENDS, self.port, self._connection.connect(now=self._clock()))
         if leftover:
             self._connection.receive_data(leftover, now=self._clock())
         deadline = None if timeout_s is None else self._clock() + timeout_s
@@ -251,7 +275,7 @@ class HdlcSerialLink(Closing):
     def send_apdu(self, apdu: bytes) -> None:
         self._check_open()
         self._raise_if_down("before sending")
-        write_all(self.port, self._connection.send_apdu(apdu, now=self._clock()))
+        _write(_CLIENT_SENDS, self.port, self._connection.send_apdu(apdu, now=self._clock()))
 
     def receive_apdu(self, timeout_s: float | None = None) -> bytes:
         """The next APDU from I-frames; raises :class:`ResponseTimeout` after ``timeout_s``."""
@@ -267,7 +291,7 @@ class HdlcSerialLink(Closing):
             return
         try:
             if self._connected and self._down is None:
-                write_all(self.port, self._connection.disconnect(now=self._clock()))
+                _write(_CLIENT_SENDS, self.port, self._connection.disconnect(now=self._clock()))
                 deadline = self._clock() + self._connection.response_timeout_s
                 while self._down is None and self._clock() < deadline:
                     self._pump(deadline, "UA to DISC", raise_timeout=False)
@@ -290,7 +314,7 @@ class HdlcSerialLink(Closing):
         now = self._clock()
         if deadline is not None and now >= deadline and raise_timeout:
             raise ResponseTimeout(f"no {what} within the time allowed")
-        data = read_some(self.port)
+        data = _read(_CLIENT_HEARS, self.port)
         now = self._clock()
         conn = self._connection
         if data:
@@ -298,7 +322,7 @@ class HdlcSerialLink(Closing):
         self._drain_events()
         out = conn.data_to_send() + conn.handle_timer(now)
         self._drain_events()
-        write_all(self.port, out + conn.data_to_send())
+        _write(_CLIENT_SENDS, self.port, out + conn.data_to_send())
 
     def _drain_events(self) -> None:
         while not isinstance(event := self._connection.next_event(), NeedData):
@@ -459,7 +483,7 @@ class HdlcSerialServer(Closing):
     def send_push(self, apdu: bytes) -> None:
         """Send ``apdu`` in UI frames to the client of the first logical device."""
         with self._lock:
-            write_all(self.port, self._connections[0].send_ui(apdu, now=self._clock()))
+            _write(_SERVER_SENDS, self.port, self._connections[0].send_ui(apdu, now=self._clock()))
 
     def close(self, timeout_s: float = 5.0) -> None:
         if self._closed:
@@ -478,7 +502,7 @@ class HdlcSerialServer(Closing):
         encode = enter_sign_on(self.port)
         meter = ModeEServer(self.mode_e, device_address=self.device_address)
         while not self._stop.is_set():
-            data = read_some(self.port)
+            data = _read(_SERVER_HEARS, self.port)
             now = self._clock()
             if data:
                 meter.receive_data(data, now=now)
@@ -486,7 +510,7 @@ class HdlcSerialServer(Closing):
             try:
                 while not isinstance(event := meter.next_event(), NeedData):
                     if isinstance(event, RequestReceived):
-                        write_all(self.port, encode(meter.data_to_send()))
+                        _write(_SERVER_SENDS, self.port, encode(meter.data_to_send()))
                     elif isinstance(event, SwitchToHdlc):
                         apply_settings(self.port, SerialSettings(event.baud_rate))
                         return meter.leftover()
@@ -501,7 +525,7 @@ class HdlcSerialServer(Closing):
         if leftover:
             self._feed(leftover)
         while not self._stop.is_set():
-            data = read_some(self.port)
+            data = _read(_SERVER_HEARS, self.port)
             ended = False
             if data:
                 heard_at = self._clock()
@@ -511,7 +535,7 @@ class HdlcSerialServer(Closing):
                 for conn in self._connections:
                     out = conn.handle_timer(now)
                     ended |= self._events(conn)
-                    write_all(self.port, out + conn.data_to_send())
+                    _write(_SERVER_SENDS, self.port, out + conn.data_to_send())
             if self.mode_e is None or not self._all_down():
                 continue
             silent = self.inactivity_timeout_s is not None and (
@@ -528,7 +552,7 @@ class HdlcSerialServer(Closing):
             for conn in self._connections:
                 conn.receive_data(data, now=now)
                 ended |= self._events(conn)
-                write_all(self.port, conn.data_to_send())
+                _write(_SERVER_SENDS, self.port, conn.data_to_send())
         return ended
 
     def _all_down(self) -> bool:
@@ -558,4 +582,4 @@ class HdlcSerialServer(Closing):
             _log.warning("request from %s not answered: %s", peer.client_address, exc)
             return
         if response is not None and not event.unnumbered:
-            write_all(self.port, conn.send_apdu(response, now=self._clock()))
+            _write(_SERVER_SENDS, self.port, conn.send_apdu(response, now=self._clock()))

@@ -14,6 +14,8 @@ stream whose framing breaks cannot be resynchronised (the header has no flag), s
   broken framing, a handler raising) is closed alone; the server keeps serving.
 
 Receiving waits with ``poll`` against a deadline; the socket's own timeout bounds sends only.
+
+While a capture runs (:mod:`cosemcast.capture.tap`), every send and receive is shown to it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Final, Self
 
+from cosemcast.capture import tap as _tap
 from cosemcast.errors import (
     DecodeError,
     DlmsError,
@@ -67,9 +70,15 @@ class _WrapperStream(Closing):
         *,
         max_apdu_length: int = MAX_APDU_LENGTH,
         send_timeout_s: float | None = 10.0,
+        initiator: bool = False,
     ) -> None:
         self.peer: Address = to_address(sock.getpeername())
         self.local: Address = to_address(sock.getsockname())
+        if (tap := _tap.active) is not None:
+            if initiator:
+                tap.tcp_open(self.local, self.peer)
+            else:
+                tap.tcp_open(self.peer, self.local)
         sock.settimeout(send_timeout_s)
         self._sock = sock
         self._decoder = WrapperDecoder(max_apdu_length=max_apdu_length)
@@ -85,6 +94,8 @@ class _WrapperStream(Closing):
         data = frame.encode()
         with self._send_lock:
             self._check_open()
+            if (tap := _tap.active) is not None:
+                tap.tcp_data(self.local, self.peer, data, "send")
             try:
                 self._sock.sendall(data)
             except OSError as exc:
@@ -118,6 +129,8 @@ class _WrapperStream(Closing):
         if self._closed:
             return
         self._closed = True
+        if (tap := _tap.active) is not None:
+            tap.tcp_close(self.local, self.peer)
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -143,10 +156,14 @@ class _WrapperStream(Closing):
             self.close()
             raise transport_error(exc, "receiving from", self.peer) from exc
         if data:
+            if (tap := _tap.active) is not None:
+                tap.tcp_data(self.peer, self.local, data, "receive")
             self._decoder.receive_data(data)
             return
         if self._closed:  # our own close() woke the wait
             raise self._closed_error()
+        if (tap := _tap.active) is not None:
+            tap.tcp_close(self.peer, self.local)
         pending = self._decoder.buffered
         self.close()
         if pending:
@@ -187,7 +204,9 @@ class TcpWrapperLink(_WrapperStream):
         max_apdu_length: int = MAX_APDU_LENGTH,
         send_timeout_s: float | None = 10.0,
     ) -> None:
-        super().__init__(sock, max_apdu_length=max_apdu_length, send_timeout_s=send_timeout_s)
+        super().__init__(
+            sock, max_apdu_length=max_apdu_length, send_timeout_s=send_timeout_s, initiator=True
+        )
         self.client_wport = client_wport
         self.server_wport = server_wport
 

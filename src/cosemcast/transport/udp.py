@@ -16,6 +16,8 @@ deadline.
   and returns ``(source address, frame)`` from any source.
 
 Multicast and broadcast are IPv4 here; unicast works over IPv4 and IPv6.
+
+While a capture runs (:mod:`cosemcast.capture.tap`), every send and receive is shown to it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Final, Self
 
+from cosemcast.capture import tap as _tap
 from cosemcast.errors import (
     DecodeError,
     DlmsError,
@@ -76,6 +79,7 @@ class _DatagramEndpoint(Closing):
         self._receive_lock = threading.Lock()
         self._closed = False
         self.malformed_datagrams = 0
+        self.group: str | None = None  # a multicast group joined (UdpPushReceiver)
 
     @property
     def local(self) -> Address:
@@ -84,6 +88,10 @@ class _DatagramEndpoint(Closing):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def fileno(self) -> int:
+        """The socket's descriptor, for options set elsewhere (e.g. a SO_REUSEPORT program)."""
+        return self._sock.fileno()
 
     def close(self) -> None:
         if not self._closed:
@@ -95,6 +103,8 @@ class _DatagramEndpoint(Closing):
         if self._closed:
             raise self._closed_error()
         where = self._describe if address is None else format_address(address)
+        if (tap := _tap.active) is not None:
+            self._tap_send(tap, data, address)
         try:
             if address is None:
                 self._sock.send(data)
@@ -124,6 +134,8 @@ class _DatagramEndpoint(Closing):
                     # ICMP port unreachable for an earlier send shows up here (ECONNREFUSED).
                     raise transport_error(exc, "receiving from", self._describe) from exc
                 source = to_address(sockaddr)
+                if (tap := _tap.active) is not None:
+                    tap.udp(source, self._tap_destination(), data, "receive")
                 try:
                     return source, WrapperFrame.decode(data)
                 except DecodeError as exc:
@@ -139,6 +151,21 @@ class _DatagramEndpoint(Closing):
 
     def _closed_error(self) -> TransportError:
         return TransportError(f"the UDP socket for {self._describe} is closed")
+
+    def _tap_send(self, tap: _tap.CaptureTap, data: bytes, address: Address | None) -> None:
+        try:
+            destination = to_address(self._sock.getpeername()) if address is None else address
+            if self._sock.getsockname()[1] == 0:  # unbound: sendto would pick the port
+                self._sock.bind(("::", 0) if self._sock.family == socket.AF_INET6 else ("", 0))
+            local = to_address(self._sock.getsockname())
+        except OSError:
+            return  # the send below reports the problem
+        tap.udp(local, destination, data, "send")
+
+    def _tap_destination(self) -> Address:
+        """Where received datagrams were sent: the group joined, else the bound address."""
+        local = self.local
+        return (self.group, local[1]) if self.group else local
 
     def _timeout(self, timeout_s: float | None) -> ResponseTimeout:
         return ResponseTimeout(
