@@ -250,3 +250,27 @@ def test_key_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="16 bytes") as info:
         load_keys(keys)
     assert "abcdef" not in str(info.value).lower()  # the (wrong) key is never echoed
+
+
+@pytest.mark.parametrize("size", [64, 1024])
+def test_wide_replay_bitmaps_survive_a_reopen(tmp_path: Path, size: int) -> None:
+    """Bitmaps are stored as signed 64-bit INTEGERs when they fit (bit 63 included) and as
+    BLOBs beyond (windows of up to 1024 counters)."""
+    db = tmp_path / "h.sqlite3"
+    counters = sorted({1_000, 1_000 - 63, 1_000 - 62, 1_000 - size + 1, 1_000 - 1}, reverse=True)
+    reference = MemoryPayloadKeyStore()
+    reference.add(key(KpId(1, 1)))
+    with SqliteHeadEndStore(db, system_title=HEAD_END) as store:
+        store.add(key(KpId(1, 1)))
+        for ic in counters:
+            assert store.accept_counter(METER, KpId(1, 1), ic, size)
+            assert reference.accept_counter(METER, KpId(1, 1), ic, size)
+        store.commit()
+    expected = reference.get(METER, KpId(1, 1))
+    assert expected is not None and expected.replay is not None
+    assert expected.replay.bitmap >> 63 & 1
+    with SqliteHeadEndStore(db, system_title=HEAD_END) as store:
+        got = store.get(METER, KpId(1, 1))
+        assert got is not None and got.replay == expected.replay
+        for ic in counters:
+            assert not store.accept_counter(METER, KpId(1, 1), ic, size)

@@ -140,7 +140,7 @@ def test_two_meters_report_at_their_own_deterministic_slots(
             at(meter, clock, NOMINAL + dt.timedelta(seconds=496))
         frames_a = sink_a.take(3)
         assert unit(a).stats()["reports_deferred"] == 3
-        assert a.shared is not None and a.shared.stats()["c1_sent"] == 1
+        assert a.shared is not None and a.shared.stats()["c1_queued"] == 1
     for frames, title in ((frames_a, TITLE_A), (frames_b, TITLE_B)):
         # The class 40 push fires first (configured first), then the C2 before its C1.
         assert [kind(f.apdu) for f in frames] == ["push", "C2", "C1"]

@@ -6,7 +6,8 @@ one ACTION-Request ``group_command`` ciphered as general-glo under the managemen
 global broadcast key to the all-station wPort, and each meter applies only its own group's
 order. A confirmed command is acknowledged by each meter at its response slot, counted from the
 receipt; an unconfirmed one never is. Replays, plain text and a wrong key are refused. The
-unicast UDP port takes a broadcast too (wPort 0x7F), acknowledging over the same link.
+unicast UDP port takes a broadcast too (wPort 0x7F), acknowledging over the same link, and
+``cosemcast meter serve`` (a subprocess) joins the group its ``[schedule]`` table names.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import pytest
 
 from cosemcast.apdu import decode_apdu
 from cosemcast.apdu.action import ActionRequestNormal, ActionResponseNormal
-from cosemcast.apdu.common import ActionResult, InvokeIdAndPriority
+from cosemcast.apdu.common import ActionResult, CosemAttributeDescriptor, InvokeIdAndPriority
 from cosemcast.apdu.general import GeneralGloCiphering
+from cosemcast.association import Associate, AssociationEstablished
 from cosemcast.errors import TransportError
 from cosemcast.link.wrapper import WrapperFrame
 from cosemcast.meter import SoftwareMeter
 from cosemcast.scheduling import (
+    UPSTREAM_SCHEDULE_OBIS,
     GroupCommand,
     GroupOrder,
     Order,
@@ -35,7 +38,7 @@ from cosemcast.scheduling import (
 )
 from cosemcast.security.gcm import SecurityControl, SymmetricKeys
 from cosemcast.security.protection import cipher_apdu, decipher_apdu
-from cosemcast.transport.udp import UdpWrapperServer, sender_socket
+from cosemcast.transport.udp import UdpPushReceiver, UdpWrapperServer, sender_socket
 from test_meter_schedule_support import (
     BROADCAST_KEY,
     FIRMWARE,
@@ -43,6 +46,7 @@ from test_meter_schedule_support import (
     TITLE_A,
     TITLE_B,
     WAIT_S,
+    Served,
     Sink,
     at,
     free_udp_port,
@@ -51,7 +55,15 @@ from test_meter_schedule_support import (
     unit,
     wait_for,
 )
-from test_meter_support import AK, CLIENT_TITLE, EK, START, FakeClock
+from test_meter_support import (
+    AK,
+    CLIENT_TITLE,
+    EK,
+    START,
+    FakeClock,
+    public_settings,
+    tcp_client,
+)
 
 ALL_STATIONS = 0x7F
 RECEIVED = START + dt.timedelta(minutes=1)
@@ -266,3 +278,43 @@ def test_a_broadcast_on_the_unicast_port_is_taken_and_acknowledged_on_that_link(
             assert unit(meter).stats()["broadcasts_refused"] == 0
     finally:
         head_end.close()
+
+
+def test_meter_serve_joins_the_configured_group(
+    tmp_path: Path, sink: Sink, group: tuple[str, int]
+) -> None:
+    try:
+        UdpPushReceiver(group[1], group=group[0], interface="127.0.0.1").close()
+    except TransportError as exc:
+        pytest.skip(f"the kernel refuses the multicast set-up on 127.0.0.1: {exc}")
+    config = tmp_path / "meter.toml"
+    config.write_text(meter_text(TITLE_A, sink, groups=(7,), group=group), "utf-8")
+    served = Served(
+        "--config",
+        str(config),
+        "--state",
+        str(tmp_path / "m.sqlite3"),
+        "--tcp",
+        "127.0.0.1:0",
+        "--udp",
+        "127.0.0.1:0",
+    )
+    head_end = HeadEnd(group)
+    try:
+        found = served.wait_for(r"serving TCP on ([\d.]+):(\d+)")
+        address = found.group(1), int(found.group(2))
+        served.wait_for("group commands on")
+        served.wait_for("meter ready")
+        command = GroupCommand((GroupOrder(7, Order.set_offset(77)),))
+        head_end.send(head_end.seal(group_command_request(command).encode()))
+        served.wait_for("group command from client 1: success")
+        public = tcp_client(address, public_settings())
+        assert isinstance(public.request(Associate()), AssociationEstablished)
+        assert public.get(CosemAttributeDescriptor(8964, UPSTREAM_SCHEDULE_OBIS, 3)) == 77
+        public.close()
+        assert head_end.quiet()
+    finally:
+        head_end.close()
+        log = served.stop()
+    assert served.process.returncode == 0, log
+    assert "Traceback" not in log

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import queue
+import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +33,7 @@ from cosemcast.transport.udp import UdpPushReceiver
 from test_meter_support import START, FakeClock
 
 WAIT_S = 10.0
+SRC = Path(__file__).resolve().parents[1] / "src"
 TITLE_A = bytes.fromhex("4D4D4D0000BC614E")
 TITLE_B = bytes.fromhex("4D4D4D0000BC614F")
 FIRMWARE = "FW-1.4.2"
@@ -132,3 +140,56 @@ def unit(meter: SoftwareMeter) -> UpstreamScheduleUnit:
 def at(meter: SoftwareMeter, clock: FakeClock, moment: dt.datetime) -> None:
     clock.now = moment
     meter.advance_to()
+
+
+class Served:
+    """``cosemcast meter serve`` in a subprocess, its stderr lines collected by a thread."""
+
+    def __init__(self, *args: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cosemcast", "meter", "serve", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        stream = self.process.stderr
+        assert stream is not None
+
+        def pump() -> None:
+            for line in stream:
+                self.lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def wait_for(self, pattern: str) -> re.Match[str]:
+        deadline = time.monotonic() + 3 * WAIT_S
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {pattern!r} in {self.seen}"
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def stop(self) -> str:
+        """SIGINT, a bounded wait, and the whole log."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(15)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(5)
+        while True:
+            try:
+                self.seen.append(self.lines.get(timeout=0.5))
+            except queue.Empty:
+                return "".join(self.seen)

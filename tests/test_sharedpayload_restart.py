@@ -130,3 +130,24 @@ def test_restored_state_with_another_assignment_renews(tmp_path: Path) -> None:
     assert after.epoch > before.kp_id.epoch
     assert {t for t, _ in revived.control_messages(NOW + 1)} >= {HE_A}
     counters.close()
+
+
+def test_a_restart_with_the_assignment_given_back_keeps_the_payload_key(tmp_path: Path) -> None:
+    """The assigned set comes from the assignment object (supervision) after a restart: the
+    sealer starts from the configuration's (empty) set, then receives the set its restored key
+    was drawn for; that is no change, so Kp stays (specs/shared-payload.md §3.3)."""
+    with CounterStore(tmp_path / "c.sqlite3") as counters:
+        first = _sealer(counters, b"one")
+        first.seal_c1(_notification(1), NOW)
+        state = first.snapshot()
+        kp = first.current_key
+        assert kp is not None
+        again = _sealer(counters, b"two", state=state, titles=())
+        assert again.renewal_due(NOW + 1) == "the assigned head-ends changed"
+        given_back = [HeadEndAssignment(t, shared_key=KS[t]) for t in (HE_B, HE_A)]
+        assert again.set_head_ends(given_back, NOW + 1) is False
+        assert again.current_key == kp
+        assert again.renewal_due(NOW + 1) is None
+        # A different set after the restart still renews.
+        assert again.set_head_ends(given_back[:1], NOW + 2) is True
+        assert again.current_key != kp

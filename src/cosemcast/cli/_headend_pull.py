@@ -17,7 +17,9 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+from cosemcast.cli.read import credentials_from_args
 
 if TYPE_CHECKING:
     from cosemcast.client import Credentials, DlmsClient
@@ -70,24 +72,6 @@ def add_pull_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     pull.set_defaults(handler=_pull)
 
 
-def _credentials(args: argparse.Namespace) -> Credentials:
-    from cosemcast.client import Authentication, Credentials
-
-    base = Credentials.load(args.credentials) if args.credentials else Credentials()
-    changes: dict[str, Any] = {}
-    if args.client_sap is not None:
-        changes["client_sap"] = args.client_sap
-    if args.server_sap is not None:
-        changes["server_sap"] = args.server_sap
-    if args.auth is not None:
-        changes["auth"] = Authentication(args.auth)
-    if args.password is not None:
-        changes["password"] = args.password.encode("utf-8")
-    if args.counters is not None:
-        changes["counters"] = Path(args.counters)
-    return dataclasses.replace(base, **changes)
-
-
 def _connect(args: argparse.Namespace, credentials: Credentials) -> DlmsClient:
     from cosemcast.client import DlmsClient
 
@@ -119,7 +103,7 @@ def _pull(args: argparse.Namespace) -> int:
     out: TextIO | None = None
     try:
         keys = load_keys(args.keys)
-        credentials = _credentials(args)
+        credentials = credentials_from_args(args, args.credentials)
         credentials.association_settings()
         out = open(args.out, "a", encoding="utf-8") if args.out is not None else None  # noqa: SIM115
         with SqliteHeadEndStore(args.db, system_title=keys.system_title) as store:

@@ -41,6 +41,7 @@ def listen_sharded(args: argparse.Namespace, stop: threading.Event) -> int:
         interface=args.interface,
         out=args.out,
         log_level=logging.INFO,
+        sink=getattr(args, "sink", None),
     )
     try:
         sharded.start()

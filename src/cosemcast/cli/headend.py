@@ -102,6 +102,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(UDP only; specs/shared-payload.md §9.4)",
     )
     listen.add_argument("--pcap", metavar="FILE", type=Path, help="capture the traffic to FILE")
+    listen.add_argument(
+        "--sink",
+        metavar="URL",
+        help="also publish every reading to NATS JetStream, nats://HOST:PORT[,HOST:PORT][/STREAM]"
+        " (pip install 'cosemcast[nats]'; specs/deployment.md)",
+    )
     listen.set_defaults(handler=_listen)
     add_pull_command(commands)
     parser.set_defaults(handler=lambda args: _usage(parser))
@@ -153,6 +159,9 @@ def _listen(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     out: TextIO | None = None
     try:
+        if args.sink is not None and args.workers != 1:
+            print("error: --sink is not passed to shard workers yet (--workers 1)", file=sys.stderr)
+            return 2
         if args.workers != 1:
             from cosemcast.cli._headend_shard import listen_sharded
 
@@ -168,7 +177,18 @@ def _listen(args: argparse.Namespace) -> int:
                     shared_key=entry.shared_key,
                     agreement_public_key=entry.agreement_public_key,
                 )
-            sink = ReadingSink(stream=out if out is not None else sys.stdout)  # rows: the store
+            also = []
+            if args.sink is not None:
+                from cosemcast.headend.sink_nats import NatsJetStreamSink, NatsSinkConfig
+
+                try:
+                    config = NatsSinkConfig.from_url(args.sink)
+                except ValueError as exc:
+                    print(f"error: --sink: {exc}", file=sys.stderr)
+                    return 2
+                also.append(NatsJetStreamSink(config))
+            # rows: the store
+            sink = ReadingSink(stream=out if out is not None else sys.stdout, also=also)
             head_end = HeadEnd(
                 keys.system_title,
                 store,

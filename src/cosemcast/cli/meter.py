@@ -201,9 +201,7 @@ def _config(args: argparse.Namespace) -> int:
                     "push_interval_s = 900     ",
                     "push_interval_s = 20      ",
                     1,
-                ).replace(
-                    "(0: only on demand)", "(20 s for the walkthrough; 900 in service)", 1
-                )
+                ).replace("(0: only on demand)", "(20 s for the walkthrough; 900 in service)", 1)
             sys.stdout.write(text)
             return 0
         sys.stdout.write(default_config_text())

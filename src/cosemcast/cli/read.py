@@ -290,18 +290,20 @@ def parse_value(text: str) -> Data:
     raise ValueError(f"unknown value type {kind!r}; types: {_VALUE_TYPES}")
 
 
-def _credentials(args: argparse.Namespace) -> Credentials:
+def credentials_from_args(args: argparse.Namespace, path: str | None) -> Credentials:
+    """Credentials from the file ``path`` (or the defaults) with the association options of
+    ``args`` applied (also used by ``cosemcast headend pull``)."""
     import dataclasses
 
     from cosemcast.client import Authentication, Credentials
 
-    base = Credentials.load(args.keys) if args.keys else Credentials()
+    base = Credentials.load(path) if path else Credentials()
     changes: dict[str, Any] = {}
     if args.client_sap is not None:
         changes["client_sap"] = args.client_sap
     if args.server_sap is not None:
         changes["server_sap"] = args.server_sap
-    if args.server_physical is not None:
+    if getattr(args, "server_physical", None) is not None:
         changes["server_physical_address"] = args.server_physical
     if args.auth is not None:
         changes["auth"] = Authentication(args.auth)
@@ -352,7 +354,7 @@ def _run(args: argparse.Namespace) -> int:
         parameter = None if invoke is None or invoke[2] is None else parse_value(invoke[2])
     except ValueError as exc:
         raise _Usage(str(exc)) from None
-    credentials = _credentials(args)
+    credentials = credentials_from_args(args, args.keys)
     credentials.association_settings()  # configuration errors before connecting
     with _connect(args, credentials) as client:
         client.associate()

@@ -42,7 +42,12 @@ from cosemcast.apdu.common import ActionResult, DataAccessResult, SelectiveAcces
 from cosemcast.association.backend import AccessContext
 from cosemcast.axdr.types import Data, OctetString
 from cosemcast.cosem.access import AccessMode, AccessRights, MethodAccessMode
-from cosemcast.cosem.common import TypeUnmatched, ValueRejected
+from cosemcast.cosem.common import (
+    CaptureObjectDefinition,
+    TypeUnmatched,
+    ValueRejected,
+    pick_element,
+)
 from cosemcast.errors import LocalProtocolError
 from cosemcast.obis import Obis
 
@@ -319,6 +324,22 @@ class CosemObject:
         self, method_id: int, params: Data | None, ctx: AccessContext | None
     ) -> tuple[ActionResult, Data | None]:
         return ActionResult.OBJECT_UNAVAILABLE, None
+
+    def captured_value(self, item: CaptureObjectDefinition, now: dt.datetime | None) -> Data:
+        """The value ``item`` selects in this object's model; null-data when the object or
+        attribute is absent or refuses (what profiles and pushes capture, Blue Book 4.3.6)."""
+        if self.model is None:
+            return None
+        obj = self.model.find(item.class_id, item.logical_name)
+        if obj is None:
+            return None
+        value = obj.read(item.attribute_index, now=now)
+        if isinstance(value, DataAccessResult):
+            return None
+        try:
+            return pick_element(value, item.data_index)
+        except ValueRejected:
+            return None
 
     def _now(self, now: dt.datetime | None) -> dt.datetime:
         if now is not None:

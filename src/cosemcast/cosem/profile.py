@@ -57,7 +57,6 @@ from cosemcast.cosem.clock import Clock
 from cosemcast.cosem.common import (
     CaptureObjectDefinition,
     ValueRejected,
-    pick_element,
     want_array,
     want_enum,
     want_int,
@@ -164,18 +163,9 @@ class ProfileGeneric(CosemObject):
         return midnight + dt.timedelta(seconds=periods * self.capture_period)
 
     def _capture_value(self, item: CaptureObjectDefinition, now: dt.datetime) -> Data:
-        if self.model is None:
-            return None
-        obj = self.model.find(item.class_id, item.logical_name)
-        if obj is None or obj is self:
-            return None
-        value = obj.read(item.attribute_index, now=now)
-        if isinstance(value, DataAccessResult):
-            return None
-        try:
-            return pick_element(value, item.data_index)
-        except ValueRejected:
-            return None
+        if self.model is not None and self.model.find(item.class_id, item.logical_name) is self:
+            return None  # a profile does not capture its own buffer
+        return self.captured_value(item, now)
 
     def _sort_column(self) -> int:
         if self.sort_object is not None and self.sort_object in self.capture_objects:

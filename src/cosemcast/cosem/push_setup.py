@@ -57,9 +57,7 @@ from cosemcast.cosem.base import (
 )
 from cosemcast.cosem.common import (
     CaptureObjectDefinition,
-    ValueRejected,
     datetime_octets,
-    pick_element,
     want_array,
     want_datetime,
     want_enum,
@@ -198,23 +196,9 @@ class PushSetup(CosemObject):
 
     # --- pushing -------------------------------------------------------------------------------
 
-    def _value(self, item: CaptureObjectDefinition, now: dt.datetime | None) -> Data:
-        if self.model is None:
-            return None
-        obj = self.model.find(item.class_id, item.logical_name)
-        if obj is None:
-            return None
-        value = obj.read(item.attribute_index, now=now)
-        if isinstance(value, DataAccessResult):
-            return None
-        try:
-            return pick_element(value, item.data_index)
-        except ValueRejected:
-            return None
-
     def notification_body(self, now: dt.datetime | None = None) -> Structure:
         """The DATA-NOTIFICATION body: the value of every push object, in order."""
-        return Structure(self._value(item, now) for item in self.push_object_list)
+        return Structure(self.captured_value(item, now) for item in self.push_object_list)
 
     def push(self, now: dt.datetime | None = None) -> Structure:
         """Build the body and hand it to ``on_push``."""

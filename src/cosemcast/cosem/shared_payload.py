@@ -54,7 +54,6 @@ from cosemcast.cosem.base import (
 from cosemcast.cosem.common import (
     CaptureObjectDefinition,
     ValueRejected,
-    pick_element,
     want_array,
     want_bool,
     want_int,
@@ -197,23 +196,9 @@ class SharedPayload(CosemObject):
         self.backend = backend
         self.capture_objects = tuple(capture_objects)
 
-    def _value(self, item: CaptureObjectDefinition, now: dt.datetime | None) -> Data:
-        if self.model is None:
-            return None
-        obj = self.model.find(item.class_id, item.logical_name)
-        if obj is None:
-            return None
-        value = obj.read(item.attribute_index, now=now)
-        if isinstance(value, DataAccessResult):
-            return None
-        try:
-            return pick_element(value, item.data_index)
-        except ValueRejected:
-            return None
-
     def capture_body(self, now: dt.datetime | None = None) -> Structure:
         """The DATA-NOTIFICATION body: every capture object's value, in order."""
-        return Structure(self._value(item, now) for item in self.capture_objects)
+        return Structure(self.captured_value(item, now) for item in self.capture_objects)
 
     def capture(self, now: dt.datetime | None = None) -> None:
         """Method 1: capture now and let the backend seal the C1 into the buffer."""

@@ -45,7 +45,7 @@ from typing import Any, Final
 
 from cosemcast.errors import DlmsError
 from cosemcast.headend.headend import SERVICE_GROUP_COMMIT, HeadEnd
-from cosemcast.headend.readings import ReadingSink
+from cosemcast.headend.readings import ReadingSink, ReadingWriter
 from cosemcast.headend.service import HeadEndService, Origin
 from cosemcast.headend.store import SqliteHeadEndStore
 from cosemcast.link.wrapper import WrapperFrame
@@ -184,6 +184,7 @@ class WorkerConfig:
     out: Path | None = None
     steer: bool = True
     log_level: int = logging.WARNING
+    sink: str | None = None  # a nats:// URL: readings also published there (after the commit)
 
 
 class _Worker:
@@ -211,10 +212,15 @@ class _Worker:
             if config.out is not None
             else sys.stdout
         )
+        also: list[ReadingWriter] = []
+        if config.sink is not None:
+            from cosemcast.headend.sink_nats import NatsJetStreamSink, NatsSinkConfig
+
+            also.append(NatsJetStreamSink(NatsSinkConfig.from_url(config.sink)))
         self.head_end = HeadEnd(
             keys.system_title,
             self.store,
-            ReadingSink(stream=self.stream),
+            ReadingSink(stream=self.stream, also=also),
             agreement_private_key=keys.private_key,
             allow_unauthenticated_agreement=keys.allow_unauthenticated_agreement,
             group_commit=SERVICE_GROUP_COMMIT,
@@ -327,12 +333,13 @@ class ShardedHeadEnd:
         out: Path | None = None,
         steer: bool = True,
         log_level: int = logging.WARNING,
+        sink: str | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
         self._template = WorkerConfig(
-            0, workers, Path(keys), Path(db), udp, group, interface, out, steer, log_level
+            0, workers, Path(keys), Path(db), udp, group, interface, out, steer, log_level, sink
         )
         self._context = multiprocessing.get_context("spawn")
         self._processes: list[Any] = []
@@ -386,6 +393,7 @@ class ShardedHeadEnd:
                     self._template.out,
                     self._template.steer,
                     self._template.log_level,
+                    self._template.sink,
                 )
                 parent, child = self._context.Pipe()
                 process = self._context.Process(

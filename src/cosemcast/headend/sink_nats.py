@@ -40,7 +40,7 @@ import zlib
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from cosemcast.headend.readings import Reading, ReadingsError
 
@@ -108,10 +108,13 @@ class NatsSinkConfig:
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> NatsSinkConfig:
-        """``nats://host:port[,host:port…][/STREAM]`` (user:password@ allowed on the first)."""
+        """``nats://host:port[,host:port…][/STREAM][?prefix=SUBJECT.PREFIX&partitions=P]``
+        (user:password@ allowed on the first server). Streams of one JetStream account may not
+        share subjects, so two streams on one cluster need two prefixes."""
         if not url.startswith(("nats://", "tls://")):
             raise ValueError(f"{url!r} is not a nats:// URL")
         scheme, _, rest = url.partition("://")
+        rest, _, query = rest.partition("?")
         hosts, _, stream = rest.partition("/")
         parts = [p for p in hosts.split(",") if p]
         if not parts:
@@ -126,6 +129,13 @@ class NatsSinkConfig:
         values: dict[str, Any] = {"servers": tuple(servers)}
         if stream:
             values["stream"] = stream
+        for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+            if name == "prefix":
+                values["subject_prefix"] = value
+            elif name == "partitions" and value.isdigit():
+                values["partitions"] = int(value)
+            else:
+                raise ValueError(f"{url!r}: unknown or bad parameter {name}={value!r}")
         if first.username is not None:
             values["user"] = first.username
             values["password"] = first.password

@@ -5,9 +5,10 @@ connection (``synchronous=FULL`` by default):
 
 * the :class:`~cosemcast.sharedpayload.headend.PayloadKeyStore` protocol: one row per
   (meter system title, kp_id) holding ``Kp``, its validity window, first IC, ack flags, ``Ka``,
-  the digest and IC of the accepted C2, a state (``active`` or ``retired``; a retired row keeps
-  no key bytes) and the C1 replay window (highest IC and bitmap as a big-endian BLOB); plus the
-  retirement floor per meter;
+  the digest and IC of the accepted C2 and a state (``active`` or ``retired``; a retired row
+  keeps no key bytes); the C1 replay window of each active key in a narrow ``replay_rows``
+  table (highest IC; the bitmap a signed 64-bit INTEGER, or a big-endian BLOB when the window
+  is wider than 64), written by row id; plus the retirement floor per meter;
 * the :class:`~cosemcast.sharedpayload.headend.MeterCredentials` protocol: the ``Ks`` this
   head-end shares with each meter and the meters' static P-256 agreement keys;
 * a parking table for C1s whose ``Kp`` has not arrived, bounded by count and age; what leaves
@@ -20,7 +21,7 @@ keys live as :class:`~cosemcast.sharedpayload.headend.StoredKey` entries (a boun
 loaded from the file on demand; the store is a
 :class:`~cosemcast.sharedpayload.headend.CachedPayloadKeyStore`), and :meth:`accept_in`
 updates the entry's replay window and marks it dirty. :meth:`commit` writes the dirty
-windows (one ``UPDATE`` per key, however many C1s it took), optionally the batch's readings
+windows (one ``UPDATE`` by row id per key, however many C1s it took), optionally the readings
 (``keep_readings``: rows of the ``readings`` table of :mod:`.readings`, in the same
 transaction), and commits: one fsync for the whole batch. Whatever is not committed is lost
 in a crash *as a whole*, and :meth:`close` discards it the same way (:meth:`rollback`), so
@@ -96,6 +97,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " WHERE state = 'active' AND replay_highest IS NOT NULL",
         "UPDATE payload_keys SET replay_highest = NULL, replay_bitmap = NULL",
     ),
+    (  # 3: keyed by row id, written by row id, the bitmap an INTEGER when it fits (W <= 64)
+        "CREATE TABLE replay_rows (id INTEGER PRIMARY KEY, meter BLOB NOT NULL,"
+        " kp_id BLOB NOT NULL, highest INTEGER, bitmap, UNIQUE (meter, kp_id))",
+        "INSERT INTO replay_rows (meter, kp_id, highest, bitmap)"
+        " SELECT meter, kp_id, highest, bitmap FROM replay_windows",
+        "DROP TABLE replay_windows",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -115,8 +123,22 @@ class ParkedC1:
     parked_at: float
 
 
-def _bitmap_bytes(bitmap: int) -> bytes:
-    return bitmap.to_bytes(max(1, (bitmap.bit_length() + 7) // 8), "big")
+_U64 = 1 << 64
+
+
+def _bitmap_value(bitmap: int) -> int | bytes:
+    """A replay bitmap as stored: a (signed) 64-bit INTEGER when it fits, else a BLOB."""
+    if bitmap < _U64 >> 1:
+        return bitmap
+    if bitmap < _U64:
+        return bitmap - _U64
+    return bitmap.to_bytes((bitmap.bit_length() + 7) // 8, "big")
+
+
+def _bitmap_of(value: int | bytes) -> int:
+    if isinstance(value, int):
+        return value + _U64 if value < 0 else value
+    return int.from_bytes(bytes(value), "big")
 
 
 class SqliteHeadEndStore:
@@ -258,7 +280,7 @@ class SqliteHeadEndStore:
                 if not conn.in_transaction:
                     conn.execute("BEGIN IMMEDIATE")
                 if self._dirty:
-                    conn.executemany(_UPSERT_WINDOW, [_window_row(e) for e in self._dirty])
+                    self._write_windows(conn)
                 if readings:
                     conn.executemany(INSERT_READING, [reading_row(r) for r in readings])
                 conn.execute("COMMIT")
@@ -269,6 +291,21 @@ class SqliteHeadEndStore:
             entries = self._entries
             while len(entries) > self.cache_size:
                 entries.pop(next(iter(entries))).live = False
+
+    def _write_windows(self, conn: sqlite3.Connection) -> None:
+        """One UPDATE by row id per dirty key (a key without a row gets one first)."""
+        updates = []
+        for entry in self._dirty:
+            replay = entry.replay
+            assert replay is not None  # an entry turns dirty when a counter is accepted
+            if entry.row is None:
+                record = entry.record
+                entry.row = conn.execute(
+                    "INSERT INTO replay_rows (meter, kp_id) VALUES (?, ?)",
+                    (record.meter_system_title, record.kp_id.to_bytes()),
+                ).lastrowid
+            updates.append((replay.highest, _bitmap_value(replay.bitmap), entry.row))
+        conn.executemany("UPDATE replay_rows SET highest = ?, bitmap = ? WHERE id = ?", updates)
 
     def rollback(self) -> None:
         """Discard everything staged since the last commit (what a crash does)."""
@@ -313,8 +350,8 @@ class SqliteHeadEndStore:
         with self._reading() as conn:
             row = conn.execute(
                 "SELECT payload_key, not_before, not_after, first_ic, ack_request, ack_key,"
-                " control_digest, control_ic, w.highest, w.bitmap FROM payload_keys AS k"
-                " LEFT JOIN replay_windows AS w USING (meter, kp_id)"
+                " control_digest, control_ic, w.highest, w.bitmap, w.id FROM payload_keys AS k"
+                " LEFT JOIN replay_rows AS w USING (meter, kp_id)"
                 " WHERE k.meter = ? AND k.kp_id = ? AND k.state = 'active'",
                 (bytes(meter), kp_id.to_bytes()),
             ).fetchone()
@@ -322,7 +359,7 @@ class SqliteHeadEndStore:
                 return None
             replay = None
             if row[8] is not None:
-                replay = ReplayWindow(int(row[8]), int.from_bytes(bytes(row[9]), "big"))
+                replay = ReplayWindow(int(row[8]), _bitmap_of(row[9]))
             record = ReceivedPayloadKey(
                 bytes(meter),
                 kp_id,
@@ -336,7 +373,8 @@ class SqliteHeadEndStore:
                 int(row[7]),
                 replay,
             )
-            loaded = self._entries[(record.meter_system_title, kp_id)] = StoredKey(record)
+            loaded = StoredKey(record, None if row[10] is None else int(row[10]))
+            self._entries[(record.meter_system_title, kp_id)] = loaded
             return loaded
 
     def accept_in(self, entry: StoredKey, invocation_counter: int, window_size: int) -> bool:
@@ -396,9 +434,16 @@ class SqliteHeadEndStore:
             )
             if cursor.rowcount != 1:
                 return False
-            entry = self._entries[(key.meter_system_title, key.kp_id)] = StoredKey(key)
-            if replay is not None:
-                conn.execute(_UPSERT_WINDOW, _window_row(entry))
+            row = conn.execute(
+                "INSERT INTO replay_rows (meter, kp_id, highest, bitmap) VALUES (?, ?, ?, ?)",
+                (
+                    key.meter_system_title,
+                    key.kp_id.to_bytes(),
+                    None if replay is None else replay.highest,
+                    None if replay is None else _bitmap_value(replay.bitmap),
+                ),
+            ).lastrowid
+            self._entries[(key.meter_system_title, key.kp_id)] = StoredKey(key, row)
             return True
 
     def accept_counter(
@@ -416,7 +461,7 @@ class SqliteHeadEndStore:
                 " WHERE meter = ? AND kp_id = ?",
                 slot,
             )
-            conn.execute("DELETE FROM replay_windows WHERE meter = ? AND kp_id = ?", slot)
+            conn.execute("DELETE FROM replay_rows WHERE meter = ? AND kp_id = ?", slot)
             # kp_ids compare as big-endian u64, and so as 8-byte BLOBs (specs §3.1).
             conn.execute(
                 "INSERT INTO retired_floors (meter, kp_id) VALUES (?, ?) ON CONFLICT (meter)"
@@ -550,21 +595,3 @@ class SqliteHeadEndStore:
             ParkedC1(int(s), bytes(m), KpId.from_bytes(bytes(k)), bytes(a), float(t))
             for s, m, k, a, t in rows
         ]
-
-
-_UPSERT_WINDOW = (
-    "INSERT INTO replay_windows (highest, bitmap, meter, kp_id) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (meter, kp_id) DO UPDATE SET highest = excluded.highest,"
-    " bitmap = excluded.bitmap"
-)
-
-
-def _window_row(entry: StoredKey) -> tuple[int, bytes, bytes, bytes]:
-    replay, record = entry.replay, entry.record
-    assert replay is not None  # an entry is dirty once a counter was accepted
-    return (
-        replay.highest,
-        _bitmap_bytes(replay.bitmap),
-        record.meter_system_title,
-        record.kp_id.to_bytes(),
-    )

@@ -88,7 +88,8 @@ __all__ = ["ALL_STATIONS", "FIRMWARE_OBIS", "TARIFF_OBIS", "UpstreamScheduleUnit
 
 _log = logging.getLogger("cosemcast.meter")
 
-# The wrapper's all-station (broadcast) server wPort (IEC 62056-47).
+# The HDLC all-station server address (brief §2), used as the wrapper's broadcast wPort
+# (decision, specs §11.3).
 ALL_STATIONS: Final = 0x7F
 # Active firmware identifier (Data) and the Activity calendar (specs §3 inputs).
 FIRMWARE_OBIS: Final = Obis(1, 0, 0, 2, 0, 255)
@@ -244,7 +245,9 @@ class UpstreamScheduleUnit:
 
     def receive(self, session: MeterSession, apdu: bytes) -> bool:
         """Take a broadcast that reached the meter on ``session``'s link (see the module
-        docstring); False when ``apdu`` is none and belongs to the association."""
+        docstring); False when ``apdu`` is none and belongs to the association. Every request
+        passes here first, so attributes 6 and 7 show the current spreading inputs."""
+        self.refresh_identity()
         if not self._claims(session.server_sap, session.client_sap, apdu):
             return False
         self._handle(session.client_sap, apdu, reply=session.push)
@@ -306,12 +309,15 @@ class UpstreamScheduleUnit:
             now=self.meter.meter_time(self.device.sap),
         )
         params = action.method_invocation_parameters
+        before = self.obj.last_order
         result, _ = self.obj.action(ctx, GROUP_COMMAND_METHOD, None if params is ABSENT else params)
+        order = self.obj.last_order if self.obj.last_order is not before else None
         _log.info(
-            "upstream schedule: group command from client %d: %s (order applied: %s)",
+            "upstream schedule: group command from client %d: %s (applied: %s); schedule %s",
             client_sap,
             result.name.lower(),
-            self.obj.last_order,
+            order,
+            self.obj.schedule,
         )
         if action.invoke_id_and_priority.confirmed:
             self._acknowledge(

@@ -168,14 +168,16 @@ class StoredKey:
     """One key entry of a :class:`CachedPayloadKeyStore`: the record as added, its replay
     window, and whether the entry is still current. :class:`HeadEndOpener` keeps the entry of
     each active (meter, kp_id) between C1s; ``live`` turns False when the key is retired or
-    the store drops the entry from memory (the opener then asks the store again)."""
+    the store drops the entry from memory (the opener then asks the store again). ``row``
+    is the store's own handle on the entry's persisted window (the SQLite row id), if any."""
 
-    __slots__ = ("live", "record", "replay")
+    __slots__ = ("live", "record", "replay", "row")
 
-    def __init__(self, record: ReceivedPayloadKey) -> None:
+    def __init__(self, record: ReceivedPayloadKey, row: int | None = None) -> None:
         self.record = record
         self.replay = record.replay
         self.live = True
+        self.row = row
 
     def __repr__(self) -> str:
         return f"StoredKey({self.record.meter_system_title.hex().upper()}, {self.record.kp_id})"

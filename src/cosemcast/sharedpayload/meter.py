@@ -242,6 +242,7 @@ class PayloadSealer:
         self._drawn_at = 0.0
         self._sealed = 0
         self._pending_change = False
+        self._restored_digest: bytes | None = None
         self._controls: dict[tuple[bytes, KpId], ControlEntry] = {}
         self._buffer: deque[SealedPayload] = deque()
         self._payload_acks: dict[tuple[bytes, KpId], int] = {}
@@ -272,6 +273,7 @@ class PayloadSealer:
         self._controls = {(c.head_end, c.kp_id): c for c in state.controls}
         self._buffer = deque(state.buffer)
         self._pending_change = state.assignment_digest != self._digest
+        self._restored_digest = state.assignment_digest if self._pending_change else None
 
     def snapshot(self) -> SealerState:
         return SealerState(
@@ -300,6 +302,14 @@ class PayloadSealer:
         digest = _assignment_digest(ordered)
         if digest == self._digest and not self._pending_change:
             return False
+        if self._pending_change and digest == self._restored_digest:
+            # After a restart the owner of the assignment gives back the set the restored
+            # key was drawn for: the key stays (specs/shared-payload.md §3.3).
+            self._head_ends, self._digest = ordered, digest
+            self._pending_change = False
+            self._restored_digest = None
+            return False
+        self._restored_digest = None
         self._head_ends, self._digest = ordered, digest
         self._pending_change = True
         self.renew(now)
@@ -351,6 +361,7 @@ class PayloadSealer:
             )
         self._current, self._drawn_at, self._sealed = key, now, 0
         self._pending_change = False
+        self._restored_digest = None
         self._prune(now)
         return key
 
