@@ -109,6 +109,31 @@ def test_tcp_session_captured_decodes_to_the_same_apdus(
     assert {f["status"] for f in found} == {"ok"}
 
 
+def test_pcap_finds_the_wrapper_on_any_port_without_port_options(
+    tmp_path: Path, meter: SoftwareMeter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Our own captures use whatever ports the sockets got: with no --port and nothing on
+    4059, `cosemcast pcap` finds the wrapper flows itself (header version 1, sane length)."""
+    server = meter.serve_tcp("127.0.0.1", 0)
+    udp = meter.serve_udp("127.0.0.1", 0)
+    path = tmp_path / "any.pcap"
+    tap.start_capture(path)
+    link = RecordingLink(TcpWrapperLink.connect("127.0.0.1", server.address[1]))
+    with DlmsClient(link, Credentials()) as client:
+        _read_twice(client)
+    noise = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    noise.sendto(b"\x00\x01not a wrapper at all", udp.local)  # version 1, wrong length
+    noise.close()
+    tap.stop_capture()
+    assert read_capture(path).frames == ()
+    status = main(["pcap", "--json", str(path)])
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 0
+    assert [f["apdu_type"] for f in found][:2] == ["aarq", "aare"]
+    assert len(found) == len(_expected(link))
+    assert {f["transport"] for f in found} == {"tcp"}
+
+
 def test_udp_session_captured_once_although_both_ends_report_it(
     tmp_path: Path, meter: SoftwareMeter, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -124,8 +124,12 @@ def hdlc_address_text(address: HdlcAddress) -> str:
     return f"{address.logical}/{address.physical}"
 
 
-def read_capture(path: str | Path, *, ports: Collection[int] = (DLMS_PORT,)) -> Capture:
-    """Read ``path`` (classic pcap) and return its DLMS frames; ``ports`` select TCP/UDP."""
+def read_capture(path: str | Path, *, ports: Collection[int] | None = (DLMS_PORT,)) -> Capture:
+    """Read ``path`` (classic pcap) and return its DLMS frames; ``ports`` select TCP/UDP.
+
+    ``ports=None`` finds the wrapper on any port (:func:`_wrapper_flows`): what the project's
+    own captures (``--pcap``) need, whose ports are whatever the sockets got.
+    """
     data = Path(path).read_bytes()
     header = read_pcap_header(data)
     if header.link_type == LINKTYPE_DLMS_SERIAL:
@@ -137,7 +141,11 @@ def read_capture(path: str | Path, *, ports: Collection[int] = (DLMS_PORT,)) -> 
         packets = list(read_pcap(io.BytesIO(data)))
         count = packets[-1].index if packets else 0
         first_time = packets[0].timestamp if packets else 0.0
-        selected = [p for p in packets if p.sport in ports or p.dport in ports]
+        if ports is None:
+            flows = _wrapper_flows(packets)
+            selected = [p for p in packets if _flow(p) in flows]
+        else:
+            selected = [p for p in packets if p.sport in ports or p.dport in ports]
         frames = _ip_frames(selected)
     frames.sort(key=lambda f: (f.timestamp, f.packet))
     # Number the conversations in order of their first frame.
@@ -150,6 +158,27 @@ def read_capture(path: str | Path, *, ports: Collection[int] = (DLMS_PORT,)) -> 
 
 
 # --- TCP and UDP ---------------------------------------------------------------------------------
+
+
+def _flow(p: Packet) -> tuple[str, frozenset[tuple[str, int]]]:
+    return p.protocol, frozenset(((p.src, p.sport), (p.dst, p.dport)))
+
+
+def _wrapper_flows(packets: Iterable[Packet]) -> set[tuple[str, frozenset[tuple[str, int]]]]:
+    """Flows (either direction) in which some packet starts with a wrapper header: version 1
+    and, for UDP, a length that is exactly the rest of the datagram (brief §1)."""
+    found: set[tuple[str, frozenset[tuple[str, int]]]] = set()
+    for p in packets:
+        payload = p.payload
+        if len(payload) <= HEADER_LENGTH or payload[:2] != _WRAPPER_VERSION:
+            continue
+        length = int.from_bytes(payload[6:8], "big")
+        if p.protocol == "udp" and length != len(payload) - HEADER_LENGTH:
+            continue
+        if p.protocol == "tcp" and length == 0:
+            continue
+        found.add(_flow(p))
+    return found
 
 
 @dataclass(slots=True)

@@ -106,14 +106,16 @@ def _pull(args: argparse.Namespace) -> int:
         credentials = credentials_from_args(args, args.credentials)
         credentials.association_settings()
         out = open(args.out, "a", encoding="utf-8") if args.out is not None else None  # noqa: SIM115
-        with SqliteHeadEndStore(args.db, system_title=keys.system_title) as store:
+        with SqliteHeadEndStore(
+            args.db, system_title=keys.system_title, keep_readings=True
+        ) as store:
             for meter, entry in keys.meters.items():
                 store.set_credentials(
                     meter,
                     shared_key=entry.shared_key,
                     agreement_public_key=entry.agreement_public_key,
                 )
-            sink = ReadingSink(stream=out if out is not None else sys.stdout, db_path=args.db)
+            sink = ReadingSink(stream=out if out is not None else sys.stdout)  # rows: the store
             head_end = HeadEnd(
                 keys.system_title,
                 store,

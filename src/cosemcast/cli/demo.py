@@ -25,6 +25,7 @@ examples:
   cosemcast demo --meters 10 --seconds 20
   cosemcast demo --json > demo.json    # the same figures for machines
   cosemcast demo --keep /tmp/demo      # keep the SQLite files and meter configurations
+  cosemcast demo --pcap demo.pcap && cosemcast pcap demo.pcap   # every message on the wire
 
 Everything runs on 127.0.0.1 with fresh keys: a supervision centre (TCP, HLS-GMAC channel per
 head-end), three head-ends (UDP unicast + one multicast group) and the meters (TCP + UDP).
@@ -71,6 +72,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--group", metavar="IPV4", help="multicast group (default: a random one)")
     parser.add_argument("--keep", metavar="DIR", type=Path, help="work in DIR and keep it")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--pcap", metavar="FILE", type=Path, help="capture every party's traffic to FILE"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what every party does")
     parser.set_defaults(handler=_demo)
@@ -104,8 +108,11 @@ def _demo(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    from cosemcast.capture.tap import capturing
+
     try:
-        result = run_demo(options, progress)
+        with capturing(args.pcap):
+            result = run_demo(options, progress)
     except (DlmsError, OSError) as exc:
         print(
             f"error: the demo failed: {exc}\n"

@@ -120,6 +120,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         help=f"TCP/UDP port carrying the wrapper (repeatable; default {DLMS_PORT})",
     )
+    parser.add_argument(
+        "--any-port",
+        action="store_true",
+        help="find the wrapper on any TCP/UDP port (automatic when nothing is on 4059 and no "
+        "--port is given: captures written by --pcap)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     parser.set_defaults(handler=run)
 
@@ -135,7 +141,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_CONFIGURATION
     try:
-        capture = read_capture(path, ports=args.port or (DLMS_PORT,))
+        if args.any_port:
+            capture = read_capture(path, ports=None)
+        else:
+            capture = read_capture(path, ports=args.port or (DLMS_PORT,))
+            if not capture.frames and args.port is None:
+                capture = read_capture(path, ports=None)  # our own --pcap captures
     except OSError as exc:
         print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_MALFORMED

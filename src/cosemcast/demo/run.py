@@ -251,9 +251,9 @@ def run_demo(
                 title, name=name, credential=channel.credential, now=int(now())
             )
             db = workdir / f"{_slug(name)}.sqlite3"
-            store = SqliteHeadEndStore(db, system_title=title)
+            store = SqliteHeadEndStore(db, system_title=title, keep_readings=True)
             stack.callback(store.close)
-            sink = ReadingSink(db_path=db)
+            sink = ReadingSink()  # the rows are written in the store's commit
             stack.callback(sink.close)
             head_end = HeadEnd(title, store, sink, clock=now)
             service = HeadEndService(

@@ -16,9 +16,10 @@ Threads. :meth:`write` is called from the head-end's listener threads and never 
 network: it appends to a buffer and wakes a private asyncio loop running in its own thread,
 which publishes asynchronously (``publish_async``) and counts the broker's acknowledgements.
 At most ``max_in_flight`` readings are buffered or unacknowledged; when that many are pending,
-:meth:`write` blocks up to ``buffer_wait_s`` and then raises :class:`ReadingsError` (the
-head-end counts the reading as refused and sends no acknowledgement, so a meter that asked for
-one sends again). A publish the broker does not acknowledge within ``ack_timeout_s``, or that
+:meth:`write` blocks up to ``buffer_wait_s`` and then raises :class:`ReadingsError`: memory
+stays bounded, the head-end counts the reading under ``rejected.readings_error`` and goes on
+(the reading is still in the store's ``readings`` table when the store keeps readings; the
+stream misses it). A publish the broker does not acknowledge within ``ack_timeout_s``, or that
 fails while the client reconnects, is sent again with the same ``Nats-Msg-Id`` up to
 ``max_retries`` times, then counted as ``failed`` and logged with identifiers only.
 :meth:`flush` waits until nothing is pending; :meth:`close` flushes, drains the connection
@@ -308,7 +309,8 @@ class NatsJetStreamSink:
             self._last_error = f"{type(exc).__name__}: {exc}"
 
         async def on_disconnected() -> None:
-            _log.warning("NATS sink: disconnected from %s", ",".join(cfg.servers))
+            if not self._closed:
+                _log.warning("NATS sink: disconnected from %s", ",".join(cfg.servers))
 
         async def on_reconnected() -> None:
             self._counts["reconnects"] += 1
