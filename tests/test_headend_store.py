@@ -274,3 +274,33 @@ def test_wide_replay_bitmaps_survive_a_reopen(tmp_path: Path, size: int) -> None
         assert got is not None and got.replay == expected.replay
         for ic in counters:
             assert not store.accept_counter(METER, KpId(1, 1), ic, size)
+
+
+# --- readings: the text built by hand equals json.dumps ------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from strategies import data_values  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=data_values, received_at=st.floats(0, 4e9), ic=st.integers(0, 2**32 - 1))
+def test_reading_json_text_equals_json_dumps(body: object, received_at: float, ic: int) -> None:
+    """`values_json` and `json_line` build the JSON as text for speed; they must be exactly
+    what json.dumps makes of `to_json()` (compact separators), for any COSEM Data body."""
+    import json
+
+    from cosemcast.apdu.common import LongInvokeIdAndPriority
+    from cosemcast.apdu.notifications import DataNotification
+    from cosemcast.headend.readings import json_line, reading_from
+    from cosemcast.sharedpayload import KpId
+
+    notification = DataNotification(LongInvokeIdAndPriority(7), None, body).encode()
+    reading = reading_from(
+        b"HEADEND1", b"MMM\x00\x00\x00\x00\x01", KpId(1, 2), ic, notification, received_at
+    )
+    record = reading.to_json()
+    assert reading.values_json() == json.dumps(record["values"], separators=(",", ":"))
+    assert json_line(reading) == json.dumps(record, separators=(",", ":"))
+    assert json.loads(json_line(reading)) == record

@@ -19,9 +19,9 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import NamedTuple, Protocol, TextIO
 
 from cosemcast.apdu import decode_apdu
 from cosemcast.apdu.notifications import DataNotification
@@ -38,8 +38,10 @@ __all__ = [
     "ReadingsError",
     "create_readings_table",
     "flatten",
+    "json_line",
     "reading_from",
     "reading_row",
+    "values_json",
 ]
 
 JsonScalar = str | int | float | bool | None
@@ -63,9 +65,11 @@ class ReadingsError(DlmsError):
     """The readings database cannot be written."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReadingValue:
-    """One leaf of a notification body: where it sits, its A-XDR type and its value."""
+class ReadingValue(NamedTuple):
+    """One leaf of a notification body: where it sits, its A-XDR type and its value.
+
+    A named tuple rather than a frozen dataclass: the head-end makes one per leaf of every
+    C1 it opens, and a tuple is several times cheaper to build."""
 
     path: str
     data_type: str
@@ -83,6 +87,12 @@ class Reading:
     received_at: float
     date_time: str | None
     values: tuple[ReadingValue, ...]
+    values_text: str = field(default="", repr=False, compare=False)
+
+    def values_json(self) -> str:
+        """``values`` as JSON text (computed once by :func:`reading_from`): the same text
+        as ``json.dumps`` of ``to_json()["values"]`` with compact separators."""
+        return self.values_text or values_json(self.values)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -130,14 +140,62 @@ def _scalar(value: object) -> JsonScalar:
     return repr(value)
 
 
+def _leaf_json(value: JsonScalar) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return str(value)
+    return json.dumps(value)
+
+
+def values_json(values: Sequence[ReadingValue]) -> str:
+    """The leaves as a compact JSON array of ``{"path", "type", "value"}`` objects, built as
+    text (paths are digits and dots, type names plain ASCII; values go through JSON)."""
+    return (
+        "["
+        + ",".join(
+            f'{{"path":"{v[0]}","type":"{v[1]}","value":{_leaf_json(v[2])}}}' for v in values
+        )
+        + "]"
+    )
+
+
+_CONTAINERS: tuple[type, ...] = (tuple,)
+_NOT_CONTAINERS: tuple[type, ...] = (bytes, str)
+_PLAIN: dict[type, bool] = {}
+
+
+def _plain_int(kind: type) -> bool:
+    """Whether values of ``kind`` are plain integers for JSON (int subclasses, not bool)."""
+    plain = _PLAIN.get(kind)
+    if plain is None:
+        plain = issubclass(kind, int) and not issubclass(kind, bool)
+        _PLAIN[kind] = plain
+    return plain
+
+
 def flatten(body: object, prefix: str = "") -> list[ReadingValue]:
     """The leaves of a COSEM Data value, depth first (structures and arrays are descended)."""
-    if isinstance(body, tuple) and not isinstance(body, (bytes, str)):
-        out: list[ReadingValue] = []
+    out: list[ReadingValue] = []
+    _flatten_into(body, prefix, out)
+    return out
+
+
+def _flatten_into(body: object, prefix: str, out: list[ReadingValue]) -> None:
+    if isinstance(body, tuple) and not isinstance(body, _NOT_CONTAINERS):
+        dot = prefix + "." if prefix else ""
         for index, element in enumerate(body):
-            out.extend(flatten(element, f"{prefix}.{index}" if prefix else str(index)))
-        return out
-    return [ReadingValue(prefix, _type_name(body), _scalar(body))]
+            kind = type(element)
+            if _plain_int(kind):
+                out.append(ReadingValue(f"{dot}{index}", _type_name(element), int(element)))
+            else:
+                _flatten_into(element, f"{dot}{index}", out)
+        return
+    out.append(ReadingValue(prefix, _type_name(body), _scalar(body)))
 
 
 def reading_from(
@@ -155,6 +213,7 @@ def reading_from(
             f"a C1 carries a DATA-NOTIFICATION, not {type(apdu).__name__}", expected="0F"
         )
     date_time = None if apdu.date_time is None else str(apdu.date_time)
+    values = tuple(flatten(apdu.notification_body))
     return Reading(
         bytes(head_end),
         bytes(meter_system_title),
@@ -162,7 +221,8 @@ def reading_from(
         invocation_counter,
         received_at,
         date_time,
-        tuple(flatten(apdu.notification_body)),
+        values,
+        values_json(values),
     )
 
 
@@ -182,7 +242,6 @@ def create_readings_table(conn: sqlite3.Connection) -> None:
 
 def reading_row(reading: Reading) -> tuple[float, str, str, str, int, str | None, str]:
     """The parameters of :data:`INSERT_READING` for one reading."""
-    values = [{"path": v.path, "type": v.data_type, "value": v.value} for v in reading.values]
     return (
         reading.received_at,
         reading.head_end.hex().upper(),
@@ -190,7 +249,21 @@ def reading_row(reading: Reading) -> tuple[float, str, str, str, int, str | None
         reading.kp_id.to_bytes().hex().upper(),
         reading.invocation_counter,
         reading.date_time,
-        json.dumps(values, separators=(",", ":")),
+        reading.values_json(),
+    )
+
+
+def json_line(reading: Reading) -> str:
+    """``json.dumps(reading.to_json())`` with compact separators, built from the values'
+    JSON text computed once (the hot path of every opened C1)."""
+    stamp = dt.datetime.fromtimestamp(reading.received_at, dt.UTC).isoformat()
+    date_time = "null" if reading.date_time is None else json.dumps(reading.date_time)
+    return (
+        f'{{"received_at":"{stamp}","head_end":"{reading.head_end.hex().upper()}",'
+        f'"meter":"{reading.meter_system_title.hex().upper()}",'
+        f'"kp_id":"{reading.kp_id.to_bytes().hex().upper()}",'
+        f'"invocation_counter":{int(reading.invocation_counter)},"date_time":{date_time},'
+        f'"values":{reading.values_json()}}}'
     )
 
 
@@ -256,8 +329,7 @@ class ReadingSink:
         return conn
 
     def write(self, reading: Reading) -> None:
-        record = reading.to_json()
-        line = json.dumps(record, separators=(",", ":"))
+        line = json_line(reading)
         with self._lock:
             if self._stream is not None:
                 self._stream.write(line + "\n")
@@ -269,12 +341,12 @@ class ReadingSink:
                         " invocation_counter, date_time, body_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (
                             reading.received_at,
-                            record["head_end"],
-                            record["meter"],
-                            record["kp_id"],
+                            reading.head_end.hex().upper(),
+                            reading.meter_system_title.hex().upper(),
+                            reading.kp_id.to_bytes().hex().upper(),
                             reading.invocation_counter,
                             reading.date_time,
-                            json.dumps(record["values"], separators=(",", ":")),
+                            reading.values_json(),
                         ),
                     )
                 except sqlite3.Error as exc:
