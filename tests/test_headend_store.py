@@ -304,3 +304,30 @@ def test_reading_json_text_equals_json_dumps(body: object, received_at: float, i
     assert reading.values_json() == json.dumps(record["values"], separators=(",", ":"))
     assert json_line(reading) == json.dumps(record, separators=(",", ":"))
     assert json.loads(json_line(reading)) == record
+
+
+from strategies import scalars  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(elements=st.lists(scalars, min_size=1, max_size=20))
+def test_flat_shape_cache_gives_the_general_result(elements: list[object]) -> None:
+    """Flat structures take a cached per-shape path in reading_from; twice in a row (the second
+    from the cache) the leaves and the text equal the general flatten/values_json."""
+    from cosemcast.apdu.common import LongInvokeIdAndPriority
+    from cosemcast.apdu.notifications import DataNotification
+    from cosemcast.axdr import Structure
+    from cosemcast.headend.readings import flatten, reading_from, values_json
+    from cosemcast.sharedpayload import KpId
+
+    body = Structure(elements)
+    notification = DataNotification(LongInvokeIdAndPriority(1), None, body).encode()
+    decoded_body = reading_from(b"H" * 8, b"M" * 8, KpId(1, 1), 1, notification, 0.0)
+    for _ in range(2):
+        reading = reading_from(b"H" * 8, b"M" * 8, KpId(1, 1), 1, notification, 0.0)
+        assert reading.values == decoded_body.values
+    from cosemcast.apdu import decode_apdu
+
+    general = tuple(flatten(decode_apdu(notification).notification_body))  # type: ignore[attr-defined]
+    assert reading.values == general
+    assert reading.values_json() == values_json(general)

@@ -18,10 +18,10 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol, TextIO
+from typing import Final, NamedTuple, Protocol, TextIO
 
 from cosemcast.apdu import decode_apdu
 from cosemcast.apdu.notifications import DataNotification
@@ -74,6 +74,10 @@ class ReadingValue(NamedTuple):
     path: str
     data_type: str
     value: JsonScalar
+
+    @classmethod
+    def _make_leaf(cls, path: str, data_type: str, value: JsonScalar) -> ReadingValue:
+        return tuple.__new__(cls, (path, data_type, value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +168,6 @@ def values_json(values: Sequence[ReadingValue]) -> str:
     )
 
 
-_CONTAINERS: tuple[type, ...] = (tuple,)
 _NOT_CONTAINERS: tuple[type, ...] = (bytes, str)
 _PLAIN: dict[type, bool] = {}
 
@@ -213,7 +216,25 @@ def reading_from(
             f"a C1 carries a DATA-NOTIFICATION, not {type(apdu).__name__}", expected="0F"
         )
     date_time = None if apdu.date_time is None else str(apdu.date_time)
-    values = tuple(flatten(apdu.notification_body))
+    body = apdu.notification_body
+    elements: tuple[object, ...] = body if isinstance(body, tuple) else ()
+    shape = _flat_shape(elements) if elements else None
+    if shape:
+        values = tuple(
+            _reading_value(path, name, convert(element))
+            for (path, name, _, convert), element in zip(shape, elements, strict=True)
+        )
+        text = (
+            "["
+            + ",".join(
+                head + _leaf_json(value[2]) + "}"
+                for (_, _, head, _), value in zip(shape, values, strict=True)
+            )
+            + "]"
+        )
+    else:
+        values = tuple(flatten(body))
+        text = values_json(values)
     return Reading(
         bytes(head_end),
         bytes(meter_system_title),
@@ -222,8 +243,50 @@ def reading_from(
         received_at,
         date_time,
         values,
-        values_json(values),
+        text,
     )
+
+
+# A flat structure (no element is itself a structure or an array) of a given sequence of
+# element types always flattens to the same paths and type names: most C1s of a head-end share
+# a handful of such shapes, so each is worked out once (bounded cache; anything else takes the
+# general path, and a test checks both give the same text as json.dumps).
+_Shape = tuple[tuple[str, str, str, Callable[[object], JsonScalar]], ...]
+_SHAPES: dict[tuple[type, ...], _Shape | None] = {}
+_MAX_SHAPES: Final = 1024
+_MAX_SHAPE_LENGTH: Final = 64
+_reading_value = ReadingValue._make_leaf
+
+
+def _flat_shape(body: tuple[object, ...]) -> _Shape | None:
+    if len(body) > _MAX_SHAPE_LENGTH:
+        return None
+    key = tuple(map(type, body))
+    try:
+        return _SHAPES[key]
+    except KeyError:
+        pass
+    shape: _Shape | None = None
+    if all(not issubclass(k, tuple) or issubclass(k, _NOT_CONTAINERS) for k in key):
+        shape = tuple(
+            (
+                str(index),
+                _type_name(element),
+                f'{{"path":"{index}","type":"{_type_name(element)}","value":',
+                _converter(type(element)),
+            )
+            for index, element in enumerate(body)
+        )
+    if len(_SHAPES) >= _MAX_SHAPES:
+        _SHAPES.clear()
+    _SHAPES[key] = shape
+    return shape
+
+
+def _converter(kind: type) -> Callable[[object], JsonScalar]:
+    if _plain_int(kind):
+        return int  # type: ignore[return-value]
+    return _scalar
 
 
 def create_readings_table(conn: sqlite3.Connection) -> None:
