@@ -29,13 +29,17 @@ _NOT_COMMANDS: Final = frozenset({"main", "render"})
 
 _DESCRIPTION = """\
 cosemcast: a DLMS/COSEM (IEC 62056) protocol stack with the EP 2671052 shared-payload
-upstream scheme. Decode and decipher traffic, talk to meters, run a software meter."""
+upstream scheme. Decode and decipher traffic, talk to meters, run a software meter, head-ends
+and the supervision centre."""
 
 _EPILOG = """\
 examples:
+  cosemcast demo                          the shared-payload scheme end to end on loopback
   cosemcast decode --example              decode and decipher a shipped push message
   cosemcast decode 7EA0070321930F017E     decode an HDLC frame (SNRM)
   cosemcast decode --keys keys.toml -     decipher APDUs read from stdin (hex)
+  cosemcast read --tcp 127.0.0.1:4059 1-0:1.8.0.255   read a register of a meter
+  cosemcast pcap --keys keys.toml FILE    decode a capture, conversation by conversation
   cosemcast COMMAND --help                options of one command
 
 documentation: specs/ in the source tree; brief = the DLMS reference notes it cites."""

@@ -274,7 +274,7 @@ def parse_value(text: str) -> Data:
         if kind in ("f32", "f64"):
             return (types.Float32 if kind == "f32" else types.Float64)(float(body))
         if kind == "octets":
-            return types.OctetString(bytes.fromhex(body))
+            return types.OctetString(_hex(kind, body))
         if kind == "string":
             body.encode("ascii")
             return types.VisibleString(body)
@@ -284,10 +284,21 @@ def parse_value(text: str) -> Data:
             moment = dt.datetime.fromisoformat(body)
             return datetime_octets(types.CosemDateTime.from_datetime(moment))
         if kind == "axdr":
-            return decode_data(bytes.fromhex(body))
+            return decode_data(_hex(kind, body))
     except (UnicodeEncodeError, DecodeError) as exc:
         raise ValueError(f"{kind}: {exc}") from exc
     raise ValueError(f"unknown value type {kind!r}; types: {_VALUE_TYPES}")
+
+
+def _hex(kind: str, body: str) -> bytes:
+    try:
+        return bytes.fromhex(body)
+    except ValueError:
+        digits = len(body.replace(" ", ""))
+        raise ValueError(
+            f"{kind}: {body[:40]!r}{'...' if len(body) > 40 else ''} is not hex (an even number "
+            f"of digits 0-9 A-F; got {digits} characters)"
+        ) from None
 
 
 def credentials_from_args(args: argparse.Namespace, path: str | None) -> Credentials:
