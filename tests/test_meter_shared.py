@@ -370,3 +370,43 @@ def test_a_pull_over_tcp_gives_the_readings_the_push_delivers(
         for r in map(json.loads, out.getvalue().splitlines())
     ]
     assert pulled == grid.seen()[:2]
+
+
+def test_payload_acknowledgements_when_the_policy_asks_for_them(
+    tmp_path: Path,
+    group: tuple[str, int],
+    stations: dict[bytes, Station],
+    clock: FakeClock,
+) -> None:
+    """renewal.ack_payloads = true (specs/shared-payload.md §6): the C2 asks each head-end to
+    acknowledge the C1s it opens; the meter records, per head-end and kp_id, the highest IC
+    acknowledged, and every acknowledgement verifies (none refused)."""
+    text = shared_config(
+        group,
+        stations,
+        renewal="{ max_payloads = 96, max_age_s = 86400, delivery_window_s = 300, "
+        "ack_payloads = true }",
+    )
+    supplier, grid = stations[SUPPLIER], stations[GRID]
+    with open_meter(text, tmp_path / "m.sqlite3", clock) as meter:
+        step(meter, clock, minutes=15)
+        step(meter, clock, minutes=15)
+        for station in (supplier, grid):
+            wait_for(readings_count(station, 2), f"{station.title.hex()} readings")
+        wait_for(lambda: unit(meter).stats()["acks_received"] >= 4, "C2 and C1 acknowledgements")
+        sealer = unit(meter).sealer
+        kp = meter.apply(lambda: sealer.current_key)
+        assert kp is not None
+        last_ic = max(ic for _, ic, _ in supplier.seen())
+        kp_id = kp.kp_id
+
+        def acknowledged_up_to_last(title: bytes) -> Callable[[], bool]:
+            def check() -> bool:
+                ic = meter.apply(lambda: sealer.acknowledged_payload_ic(title, kp_id))
+                return bool(ic == last_ic)
+
+            return check
+
+        for title in (SUPPLIER, GRID):
+            wait_for(acknowledged_up_to_last(title), f"{title.hex()} acknowledged the last C1")
+        assert unit(meter).stats()["acks_rejected"] == 0
