@@ -79,6 +79,7 @@ def test_listen_over_udp_multicast_and_tcp_then_ctrl_c(tmp_path: Path) -> None:
         "--udp", f"127.0.0.1:{udp}", "--group", group, "--interface", "127.0.0.1",
         "--tcp", f"127.0.0.1:{tcp}", "--keys", str(tmp_path / "keys.toml"),
         "--out", str(tmp_path / "out.jsonl"), "--db", str(tmp_path / "he.sqlite3"), "--json-log",
+        "--key-cache", "1",  # two meters through a one-key cache: every switch reads the file
     ]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
@@ -135,3 +136,15 @@ def test_listen_over_udp_multicast_and_tcp_then_ctrl_c(tmp_path: Path) -> None:
     assert stats["controls_accepted"] == 2
     assert stats["rejected"] == 0
     assert KS.hex() not in stderr.lower() and KS.hex() not in stdout.lower()
+
+
+def test_listen_refuses_an_empty_key_cache(tmp_path: Path) -> None:
+    (tmp_path / "keys.toml").write_text(f'system_title = "{HEAD_END.hex()}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "cosemcast", "headend", "listen", "--udp", "127.0.0.1:0",
+         "--keys", str(tmp_path / "keys.toml"), "--db", str(tmp_path / "he.sqlite3"),
+         "--key-cache", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--key-cache" in done.stderr

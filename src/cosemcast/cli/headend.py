@@ -103,6 +103,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     listen.add_argument("--pcap", metavar="FILE", type=Path, help="capture the traffic to FILE")
     listen.add_argument(
+        "--key-cache",
+        metavar="N",
+        type=int,
+        default=65_536,
+        help="payload keys kept in memory (default %(default)s); set it above the number of "
+        "meters that push within one reporting period, or every C1 reads the database",
+    )
+    listen.add_argument(
         "--sink",
         metavar="URL",
         help="also publish every reading to NATS JetStream, nats://HOST:PORT[,HOST:PORT][/STREAM]"
@@ -168,8 +176,11 @@ def _listen(args: argparse.Namespace) -> int:
             return listen_sharded(args, stop)
         keys = load_keys(args.keys)
         out = open(args.out, "a", encoding="utf-8") if args.out is not None else None  # noqa: SIM115
+        if args.key_cache < 1:
+            print("error: --key-cache must be at least 1", file=sys.stderr)
+            return 2
         with SqliteHeadEndStore(
-            args.db, system_title=keys.system_title, keep_readings=True
+            args.db, system_title=keys.system_title, keep_readings=True, cache_size=args.key_cache
         ) as store:
             for meter, entry in keys.meters.items():
                 store.set_credentials(
