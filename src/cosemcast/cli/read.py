@@ -36,12 +36,20 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from cosemcast.cli._read_output import (
+    data_text,
+    object_list_json,
+    object_list_text,
+    profile_json,
+    profile_text,
+    register_json,
+    register_text,
+)
+
 if TYPE_CHECKING:
     from cosemcast.axdr.types import Data
     from cosemcast.cli.render import JsonValue
     from cosemcast.client import Credentials, DlmsClient, ReadProgress
-    from cosemcast.cosem.client_views import ProfileBuffer, RegisterValue
-    from cosemcast.cosem.object_list import ObjectListEntry
     from cosemcast.obis import Obis
 
 __all__ = [
@@ -370,7 +378,7 @@ def _run(args: argparse.Namespace) -> int:
     with _connect(args, credentials) as client:
         client.associate()
         if args.list:
-            _print(args, _object_list_json(client.object_list()), _object_list_text)
+            _print(args, object_list_json(client.object_list()), object_list_text)
         elif write is not None:
             client.set(write[0], write[1], value, args.class_id)
             done = {"obis": str(write[0]), "attribute": write[1], "result": "success"}
@@ -404,7 +412,7 @@ def _invoke(
         document["return"] = to_jsonable(returned, data=True)
     text = f"{obis} method {method}: done"
     if returned is not None:
-        text += f", returned {_data_text(returned)}"
+        text += f", returned {data_text(returned)}"
     _print(args, document, lambda _: text)
 
 
@@ -422,8 +430,8 @@ def _read_one(
     if args.attribute is None and class_id in (3, 4):
         reading = client.read_register(obis, args.class_id)
         if not args.json:
-            print(_register_text(obis, reading))
-        return _register_json(obis, reading)
+            print(register_text(obis, reading))
+        return register_json(obis, reading)
     if args.attribute is None and class_id == 7:
         progress = None if args.no_progress else _Progress()
         try:
@@ -433,15 +441,15 @@ def _read_one(
         finally:
             if progress is not None:
                 progress.finish()
-        document = _profile_json(obis, buffer)
+        document = profile_json(obis, buffer)
         if not args.json:
-            print(_profile_text(document))
+            print(profile_text(document))
         return document
     attribute = 2 if args.attribute is None else args.attribute
     value = client.get(obis, attribute, args.class_id)
     if not args.json:
         type_name = data_type_name(value) or ("null-data" if value is None else "boolean")
-        text = _data_text(value)
+        text = data_text(value)
         if isinstance(value, tuple):
             print(f"{obis} attribute {attribute}:{text}")
         else:
@@ -480,152 +488,3 @@ class _Progress:
     @staticmethod
     def _text(progress: ReadProgress) -> str:
         return f"profile: {progress.apdus} blocks, {progress.bytes_received} bytes received"
-
-
-def _data_text(value: Data) -> str:
-    from cosemcast.axdr.types import CosemDateTime, OctetString
-    from cosemcast.cli.render import render_tree
-
-    if isinstance(value, CosemDateTime):
-        return _time_text(value)
-    if isinstance(value, OctetString) and len(value) == 12:
-        from cosemcast.axdr.codec import decode_datetime_bytes
-        from cosemcast.errors import DecodeError
-
-        try:
-            return f"{bytes(value).hex().upper()} ({_time_text(decode_datetime_bytes(value))})"
-        except DecodeError:
-            pass
-    if isinstance(value, bytes):
-        raw = bytes(value)
-        printable = raw and all(0x20 <= b < 0x7F for b in raw)
-        return f'{raw.hex().upper()} ("{raw.decode("ascii")}")' if printable else raw.hex().upper()
-    if isinstance(value, tuple):
-        return "\n" + "\n".join("  " + line for line in render_tree(value).splitlines())
-    return str(value)
-
-
-def _time_text(value: Any) -> str:
-    try:
-        return str(value.to_datetime().isoformat())
-    except ValueError:
-        return str(value)
-
-
-def _cell(value: Data) -> JsonValue:
-    from cosemcast.axdr.types import CosemDateTime, OctetString
-    from cosemcast.cli.render import to_jsonable
-
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, CosemDateTime):
-        return _time_text(value)
-    if isinstance(value, OctetString | bytes):
-        return bytes(value).hex().upper()
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return to_jsonable(value, data=True)
-
-
-def _register_json(obis: Obis, reading: RegisterValue) -> JsonValue:
-    from decimal import Decimal
-
-    from cosemcast.cli.render import data_type_name
-    from cosemcast.cosem.units import unit_name
-
-    value = reading.value
-    number: JsonValue
-    if isinstance(value, Decimal):
-        number = int(value) if value == value.to_integral_value() else float(value)
-    elif isinstance(value, float):
-        number = float(value)
-    else:
-        number = _cell(reading.raw)
-    return {
-        "obis": str(obis),
-        "value": number,
-        "value_text": str(value),
-        "raw": _cell(reading.raw),
-        "raw_type": data_type_name(reading.raw),
-        "scaler": reading.scaler,
-        "unit": int(reading.unit),
-        "unit_name": unit_name(int(reading.unit)),
-        "unit_symbol": reading.unit_symbol,
-    }
-
-
-def _register_text(obis: Obis, reading: RegisterValue) -> str:
-    from cosemcast.cli.render import data_type_name
-
-    return (
-        f"{obis}\n"
-        f"  value:  {reading}\n"
-        f"  raw:    {_data_text(reading.raw)} ({data_type_name(reading.raw)})\n"
-        f"  scaler: {reading.scaler}\n"
-        f"  unit:   {reading.unit_symbol or '-'} ({int(reading.unit)})"
-    )
-
-
-def _column_name(column: Any) -> str:
-    name = f"{column.class_id}/{column.logical_name}/{column.attribute_index}"
-    return name if not column.data_index else f"{name}/{column.data_index}"
-
-
-def _profile_json(obis: Obis, buffer: ProfileBuffer) -> dict[str, JsonValue]:
-    return {
-        "obis": str(obis),
-        "columns": [_column_name(column) for column in buffer.columns],
-        "rows": [[_cell(cell) for cell in row] for row in buffer.rows],
-    }
-
-
-def _profile_text(document: dict[str, Any]) -> str:
-    header = [str(name) for name in document["columns"]]
-    rows = [["" if cell is None else str(cell) for cell in row] for row in document["rows"]]
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
-    lines = [f"{document['obis']}: {len(rows)} rows"]
-    for row in [header, *rows]:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-_ATTRIBUTE_MODES: Final = {0: "-", 1: "r", 2: "w", 3: "rw", 4: "R", 5: "W", 6: "RW"}
-_METHOD_MODES: Final = {0: "-", 1: "x", 2: "X"}
-
-
-def _object_list_json(entries: tuple[ObjectListEntry, ...]) -> list[JsonValue]:
-    return [
-        {
-            "class_id": entry.class_id,
-            "version": entry.version,
-            "logical_name": str(entry.logical_name),
-            "attributes": {
-                str(item.attribute_id): _ATTRIBUTE_MODES.get(int(item.access_mode), "?")
-                for item in entry.attribute_access
-            },
-            "methods": {
-                str(item.method_id): _METHOD_MODES.get(int(item.access_mode), "?")
-                for item in entry.method_access
-            },
-        }
-        for entry in entries
-    ]
-
-
-def _object_list_text(document: list[dict[str, Any]]) -> str:
-    lines = [
-        f"{len(document)} objects (access: r read, w write, x invoke; upper case: "
-        "authenticated only)",
-        "class  ver  logical name        attributes / methods",
-    ]
-    for entry in document:
-        rights = " ".join(f"{k}:{v}" for k, v in entry["attributes"].items())
-        methods = " ".join(f"{k}:{v}" for k, v in entry["methods"].items())
-        if methods:
-            rights += f" / {methods}"
-        lines.append(
-            f"{entry['class_id']:>5}  {entry['version']:>3}  {entry['logical_name']:<18}  {rights}"
-        )
-    return "\n".join(lines)
