@@ -52,7 +52,8 @@ def test_three_head_ends_read_the_same_shared_payloads(tmp_path: Path) -> None:
     assert water.assigned == (first,)
     assert second not in water.readings
     assert water.stats["not_assigned"] >= 3  # it receives the second meter's C1s, cannot read them
-    # Kp was renewed by policy during the run (max_payloads=3): more than one kp_id seen.
+    # Counted from the end of provisioning: any Kp drawn then was drawn by the policy
+    # (max_payloads=3), not by an assignment.
     shared, classic = result.shared, result.classic
     assert shared["keys_drawn"] >= 1
     # The classic side carried exactly the readings the meters sealed, once per head-end.
@@ -61,7 +62,7 @@ def test_three_head_ends_read_the_same_shared_payloads(tmp_path: Path) -> None:
     assert 1 <= water.classic_verified < shared["c1_sealed"]
     assert classic["sent"] == 2 * shared["c1_sealed"] + water.classic_verified
     assert shared["c1_sent"] + shared["c2_sent"] < classic["sent"]
-    assert shared["c2_unacknowledged"] == 0 or shared["acks_received"] > 0
+    assert shared["acks_received"] >= 1 and shared["acks_rejected"] == 0
 
 
 def test_demo_cli_json(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ class ClassicReceiver:
         self._server.close()
 
     def _on_datagram(self, source: Address, frame: WrapperFrame) -> bytes | None:
-        size = len(frame.encode())
+        size = _WRAPPER_HEADER + len(frame.apdu)
         try:
             apdu = decode_apdu(frame.apdu)
             if not isinstance(apdu, GeneralGloCiphering):

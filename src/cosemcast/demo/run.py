@@ -28,6 +28,7 @@ verify them, so the comparison is counted from messages that really crossed the 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -471,8 +472,6 @@ def _provision(
 
 
 def _readings(db: Path) -> tuple[dict[bytes, int], dict[bytes, MeterReading]]:
-    import json
-
     counts: dict[bytes, int] = {}
     last: dict[bytes, MeterReading] = {}
     with sqlite3.connect(db) as conn:

@@ -159,13 +159,12 @@ def _leaf_json(value: JsonScalar) -> str:
 def values_json(values: Sequence[ReadingValue]) -> str:
     """The leaves as a compact JSON array of ``{"path", "type", "value"}`` objects, built as
     text (paths are digits and dots, type names plain ASCII; values go through JSON)."""
-    return (
-        "["
-        + ",".join(
-            f'{{"path":"{v[0]}","type":"{v[1]}","value":{_leaf_json(v[2])}}}' for v in values
-        )
-        + "]"
-    )
+    return "[" + ",".join(_leaf_head(v[0], v[1]) + _leaf_json(v[2]) + "}" for v in values) + "]"
+
+
+def _leaf_head(path: str, data_type: str) -> str:
+    """A leaf's JSON object up to its value (paths are digits and dots, type names ASCII)."""
+    return f'{{"path":"{path}","type":"{data_type}","value":'
 
 
 _NOT_CONTAINERS: tuple[type, ...] = (bytes, str)
@@ -272,7 +271,7 @@ def _flat_shape(body: tuple[object, ...]) -> _Shape | None:
             (
                 str(index),
                 _type_name(element),
-                f'{{"path":"{index}","type":"{_type_name(element)}","value":',
+                _leaf_head(str(index), _type_name(element)),
                 _converter(type(element)),
             )
             for index, element in enumerate(body)
