@@ -80,6 +80,8 @@ def test_demo_cli_json(tmp_path: Path) -> None:
             "2.5",
             "--keep",
             str(tmp_path / "work"),
+            "--pcap",
+            str(tmp_path / "demo.pcap"),
         ],
         capture_output=True,
         text=True,
@@ -105,6 +107,18 @@ def test_demo_cli_json(tmp_path: Path) -> None:
 
     assert not keys_of(report) & {"ks", "kt", "ki", "kp", "ek", "ak"}
     assert (tmp_path / "work" / "centre.sqlite3").exists()
+    # The capture holds every party's traffic on whatever ports they got: `cosemcast pcap`
+    # finds it without --port (HLS associations, the init message ACTION, C1s and C2s).
+    decoded = subprocess.run(
+        [sys.executable, "-m", "cosemcast", "pcap", "--json", str(tmp_path / "demo.pcap")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    frames = [json.loads(line) for line in decoded.stdout.splitlines()]
+    kinds = {f["apdu_type"] for f in frames}
+    assert {"aarq", "aare", "general-ciphering"} <= kinds, kinds
+    assert not [f for f in frames if f["status"] == "malformed"]
 
 
 def test_demo_cli_rejects_bad_options() -> None:
