@@ -1,8 +1,10 @@
 """DLMS over TCP with the IEC 62056-47 wrapper (brief §1), blocking: a client link and a server.
 
 Both sides read whatever the socket delivers (one byte or several frames at once) into a
-sans-IO :class:`~cosemcast.link.wrapper.WrapperDecoder` and act on each complete frame. A
-stream whose framing breaks cannot be resynchronised (the header has no flag), so it is closed.
+sans-IO :class:`~cosemcast.link.wrapper.WrapperDecoder` (held by the
+:class:`~cosemcast.transport._wrapper_stream.StreamFramer` shared with :mod:`.aio`) and act on
+each complete frame. A stream whose framing breaks cannot be resynchronised (the header has no
+flag), so it is closed.
 
 * :class:`TcpWrapperLink` is the client side, an :class:`~cosemcast.transport.base.ApduLink`:
   it sends from ``client_wport`` (the client SAP) to ``server_wport`` (the logical device) and
@@ -29,14 +31,13 @@ from collections.abc import Callable
 from typing import Final, Self
 
 from cosemcast.capture import tap as _tap
-from cosemcast.errors import (
-    DecodeError,
-    DlmsError,
-    RemoteProtocolError,
-    ResponseTimeout,
-    TransportError,
+from cosemcast.errors import DlmsError, ResponseTimeout, TransportError
+from cosemcast.link.wrapper import DLMS_PORT, MAX_APDU_LENGTH, WrapperFrame
+from cosemcast.transport._wrapper_stream import (
+    StreamFramer,
+    apdu_from_server,
+    reply_frame,
 )
-from cosemcast.link.wrapper import DLMS_PORT, MAX_APDU_LENGTH, WrapperDecoder, WrapperFrame
 from cosemcast.transport.base import (
     DEFAULT_CLIENT_WPORT,
     DEFAULT_SERVER_WPORT,
@@ -81,7 +82,7 @@ class _WrapperStream(Closing):
                 tap.tcp_open(self.peer, self.local)
         sock.settimeout(send_timeout_s)
         self._sock = sock
-        self._decoder = WrapperDecoder(max_apdu_length=max_apdu_length)
+        self._framer = StreamFramer(self.peer, max_apdu_length)
         self._send_lock = threading.Lock()
         self._receive_lock = threading.Lock()
         self._closed = False
@@ -107,7 +108,7 @@ class _WrapperStream(Closing):
         """The next frame, whatever its wPorts; :class:`ResponseTimeout` after ``timeout_s``."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         if not self._receive_lock.acquire(timeout=-1 if timeout_s is None else max(0, timeout_s)):
-            raise self._timeout(timeout_s)
+            raise self._framer.timeout_error(timeout_s)
         try:
             while True:
                 frame = self._next_buffered()
@@ -118,9 +119,9 @@ class _WrapperStream(Closing):
                 try:
                     ready = wait_readable(self._sock, remaining)
                 except (OSError, ValueError) as exc:
-                    raise self._closed_error() from exc
+                    raise self._framer.closed_error() from exc
                 if not ready:
-                    raise self._timeout(timeout_s)
+                    raise self._framer.timeout_error(timeout_s)
                 self._read_once()
         finally:
             self._receive_lock.release()
@@ -139,52 +140,35 @@ class _WrapperStream(Closing):
 
     def _next_buffered(self) -> WrapperFrame | None:
         try:
-            return self._decoder.next_frame()
-        except DecodeError as exc:
+            return self._framer.next_frame()
+        except TransportError:
             self.close()
-            raise TransportError(
-                f"the stream from {format_address(self.peer)} broke the IEC 62056-47 wrapper "
-                f"framing ({exc}); is that port a wrapper port (not HDLC)? Reconnect"
-            ) from exc
+            raise
 
     def _read_once(self) -> None:
         try:
             data = self._sock.recv(_RECV_SIZE)
         except OSError as exc:
             if self._closed:
-                raise self._closed_error() from exc
+                raise self._framer.closed_error() from exc
             self.close()
             raise transport_error(exc, "receiving from", self.peer) from exc
         if data:
             if (tap := _tap.active) is not None:
                 tap.tcp_data(self.peer, self.local, data, "receive")
-            self._decoder.receive_data(data)
+            self._framer.receive_data(data)
             return
         if self._closed:  # our own close() woke the wait
-            raise self._closed_error()
+            raise self._framer.closed_error()
         if (tap := _tap.active) is not None:
             tap.tcp_close(self.peer, self.local)
-        pending = self._decoder.buffered
+        error = self._framer.end_of_stream()
         self.close()
-        if pending:
-            raise TransportError(
-                f"{format_address(self.peer)} closed the connection inside a frame "
-                f"({pending} bytes of it received)"
-            )
-        raise ConnectionClosed(f"{format_address(self.peer)} closed the connection")
+        raise error
 
     def _check_open(self) -> None:
         if self._closed:
-            raise self._closed_error()
-
-    def _closed_error(self) -> TransportError:
-        return TransportError(f"the connection to {format_address(self.peer)} is closed")
-
-    def _timeout(self, timeout_s: float | None) -> ResponseTimeout:
-        return ResponseTimeout(
-            f"no complete wrapper frame from {format_address(self.peer)} within {timeout_s} s: "
-            "is the meter busy, are the wPorts right, is the timeout long enough?"
-        )
+            raise self._framer.closed_error()
 
 
 class TcpWrapperLink(_WrapperStream):
@@ -245,14 +229,7 @@ class TcpWrapperLink(_WrapperStream):
         self.send_frame(WrapperFrame(self.client_wport, self.server_wport, apdu))
 
     def receive_apdu(self, timeout_s: float | None = None) -> bytes:
-        frame = self.receive_frame(timeout_s)
-        if frame.source_wport != self.server_wport or frame.destination_wport != self.client_wport:
-            raise RemoteProtocolError(
-                f"frame from wPort {frame.source_wport} to wPort {frame.destination_wport} on a "
-                f"link from client {self.client_wport} to logical device {self.server_wport}: "
-                "check the client SAP and the logical device address"
-            )
-        return frame.apdu
+        return apdu_from_server(self.receive_frame(timeout_s), self.client_wport, self.server_wport)
 
 
 class TcpServerConnection(_WrapperStream):
@@ -424,9 +401,7 @@ class TcpWrapperServer(Closing):
                     return
                 response = self._handler(connection, frame)
                 if response is not None:
-                    connection.send_frame(
-                        WrapperFrame(frame.destination_wport, frame.source_wport, response)
-                    )
+                    connection.send_frame(reply_frame(frame, response))
         except DlmsError as exc:
             if not (self._closing and connection.closed):
                 _log.warning("closing %s: %s: %s", peer, type(exc).__name__, exc)
