@@ -35,11 +35,11 @@ from cosemcast.capture import tap as _tap
 from cosemcast.errors import (
     DecodeError,
     DlmsError,
-    RemoteProtocolError,
     ResponseTimeout,
     TransportError,
 )
 from cosemcast.link.wrapper import DLMS_PORT, WrapperFrame
+from cosemcast.transport._wrapper_stream import apdu_from_server, reply_frame
 from cosemcast.transport.base import (
     DEFAULT_CLIENT_WPORT,
     DEFAULT_SERVER_WPORT,
@@ -224,14 +224,7 @@ class UdpWrapperLink(_DatagramEndpoint):
         return self._receive(timeout_s)[1]
 
     def receive_apdu(self, timeout_s: float | None = None) -> bytes:
-        frame = self.receive_frame(timeout_s)
-        if frame.source_wport != self.server_wport or frame.destination_wport != self.client_wport:
-            raise RemoteProtocolError(
-                f"frame from wPort {frame.source_wport} to wPort {frame.destination_wport} on a "
-                f"link from client {self.client_wport} to logical device {self.server_wport}: "
-                "check the client SAP and the logical device address"
-            )
-        return frame.apdu
+        return apdu_from_server(self.receive_frame(timeout_s), self.client_wport, self.server_wport)
 
 
 class UdpWrapperServer(_DatagramEndpoint):
@@ -309,7 +302,7 @@ class UdpWrapperServer(_DatagramEndpoint):
                 try:
                     response = self._handler(source, frame)
                     if response is not None:
-                        reply = WrapperFrame(frame.destination_wport, frame.source_wport, response)
+                        reply = reply_frame(frame, response)
                         self._send(reply, source)
                 except DlmsError as exc:
                     _log.warning(
