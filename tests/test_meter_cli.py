@@ -108,8 +108,11 @@ class Served:
 
     def interrupt(self) -> str:
         self.process.send_signal(signal.SIGINT)
+        hung = False
         try:
-            self.process.wait(15)
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            hung = True
         finally:
             if self.process.poll() is None:
                 self.process.kill()
@@ -117,7 +120,9 @@ class Served:
         time.sleep(0.1)
         while not self.lines.empty():
             self.seen.append(self.lines.get())
-        return "".join(self.seen)
+        log = "".join(self.seen)
+        assert not hung, f"the meter did not stop within 30 s of SIGINT; its log:\n{log[-4000:]}"
+        return log
 
 
 def test_serve_runs_answers_and_stops_on_sigint(tmp_path: Path) -> None:
